@@ -1,0 +1,182 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[[upstream]]
+name = "orders"
+targets = ["127.0.0.1:3000"]
+
+[[route]]
+name = "get-order"
+methods = ["GET"]
+path = "/orders/{order_id}"
+upstream = "orders"
+auth = ["none"]
+"#;
+
+fn errors_of(text: &str) -> Vec<String> {
+    match Config::from_toml(text, Path::new(".")) {
+        Ok(_) => panic!("config was accepted"),
+        Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn minimal_config_compiles_with_defaults() {
+    let config = Config::from_toml(MINIMAL, Path::new(".")).unwrap();
+    assert_eq!(config.gateway.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+    assert_eq!(config.gateway.max_header_bytes, 16384);
+    assert_eq!(config.gateway.max_body_bytes, 1 << 20);
+    assert_eq!(config.admin.listen, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(config.log.access, AccessLog::Stdout);
+    assert_eq!(config.routes[0].upstream, 0);
+    assert_eq!(
+        config.routes[0].path,
+        PathPattern::Exact(vec![
+            Segment::Literal("orders".into()),
+            Segment::Param("order_id".into())
+        ])
+    );
+}
+
+#[test]
+fn every_error_is_reported_with_its_path() {
+    let errors = errors_of(
+        r#"
+[gateway]
+listen = ["127.0.0.1:80800", "nonsense"]
+lisen = 3
+max_body_bytes = "1 parsec"
+
+[[upstream]]
+name = "orders"
+targets = []
+color = "blue"
+
+[[route]]
+name = "a"
+path = "/orders/{id}"
+upstream = "ordrs"
+auth = ["none"]
+
+[[route]]
+name = "a"
+path = "orders"
+upstream = "orders"
+
+[[route]]
+name = "c"
+path = "/x"
+path_prefix = "/y"
+upstream = "orders"
+auth = ["jwt"]
+methods = ["get", "FETCH IT"]
+"#,
+    );
+    let expected = [
+        "gateway.lisen: unknown key",
+        "upstream[0].color: unknown key",
+        "gateway.listen[0]: \"127.0.0.1:80800\" is not an address",
+        "gateway.listen[1]: \"nonsense\" is not an address",
+        "gateway.max_body_bytes: unknown size unit",
+        "upstream[0].targets: empty",
+        "route[0].upstream: no upstream named \"ordrs\" (known: orders)",
+        "route[1].name: \"a\" is already the name of route[0]",
+        "route[1].path: \"orders\" must start with '/'",
+        "route[1].auth: missing",
+        "route[2].path: give either path or path_prefix",
+        "route[2].auth[0]: unknown authentication method \"jwt\"",
+        "route[2].methods[0]: \"get\": write methods in upper case",
+        "route[2].methods[1]: \"FETCH IT\" is not an HTTP method",
+    ];
+    for want in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "missing error {want:?} in {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
+}
+
+#[test]
+fn invalid_toml_is_refused_with_its_position() {
+    let errors = errors_of("[gateway\nlisten = 1");
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].starts_with("invalid TOML: "), "{errors:?}");
+    assert!(errors[0].contains("line 1"), "{errors:?}");
+}
+
+#[test]
+fn wrong_type_is_refused() {
+    let errors = errors_of("[gateway]\nlisten = 5\n");
+    assert!(errors[0].contains("invalid type"), "{errors:?}");
+}
+
+#[test]
+fn missing_cert_file_is_a_precise_error() {
+    let errors = errors_of(
+        r#"
+[gateway.tls]
+listen = ["127.0.0.1:8443"]
+cert = "/nonexistent/cert.pem"
+key = "/nonexistent/key.pem"
+"#,
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "gateway.tls.cert: cannot read \"/nonexistent/cert.pem\": No such file or directory (os error 2)",
+            "gateway.tls.key: cannot read \"/nonexistent/key.pem\": No such file or directory (os error 2)",
+        ]
+    );
+}
+
+#[test]
+fn duplicate_routes_are_refused() {
+    let errors = errors_of(&format!(
+        "{MINIMAL}\n[[route]]\nname = \"again\"\nmethods = [\"POST\", \"GET\"]\npath = \"/orders/{{order_id}}\"\nupstream = \"orders\"\nauth = [\"none\"]\n"
+    ));
+    assert_eq!(
+        errors,
+        vec!["route[1].path: matches the same host, path and methods as route[0] (\"get-order\")"]
+    );
+}
+
+#[test]
+fn public_admin_listener_needs_a_token() {
+    let errors = errors_of(&format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9901\"\n"));
+    assert!(errors[0].starts_with("admin.listen: 0.0.0.0:9901 is reachable"), "{errors:?}");
+    let with_token = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9901\"\ntoken = \"s3cret\"\n");
+    let config = Config::from_toml(&with_token, Path::new(".")).unwrap();
+    assert_eq!(format!("{:?}", config.admin.token), "Some([redacted])");
+}
+
+#[test]
+fn templates_are_checked() {
+    for (bad, why) in [
+        ("/orders/{id}/{id}", "appears twice"),
+        ("/orders/x{id}", "whole segment"),
+        ("/orders//x", "empty"),
+        ("/orders/../x", "not allowed"),
+        ("/orders/{1d}", "not a parameter name"),
+        ("/a%20b", "decoded"),
+    ] {
+        let text = MINIMAL.replace("/orders/{order_id}", bad);
+        let errors = errors_of(&text);
+        assert!(errors[0].contains(why), "{bad}: {errors:?}");
+    }
+}
+
+#[test]
+fn hosts_and_prefixes() {
+    let text = MINIMAL
+        .replace("path = \"/orders/{order_id}\"", "path_prefix = \"/static/\"\nhost = \"*.Example.com\"");
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    assert_eq!(config.routes[0].host, Some(HostPattern::Suffix(".example.com".into())));
+    assert_eq!(config.routes[0].path, PathPattern::Prefix("/static/".into()));
+    let errors = errors_of(&MINIMAL.replace("methods", "host = \"a:80\"\nmethods"));
+    assert!(errors[0].starts_with("route[0].host:"), "{errors:?}");
+}
