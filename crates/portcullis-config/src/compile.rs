@@ -55,29 +55,71 @@ pub(crate) fn compile(file: &wire::ConfigFile, base: &Path, errors: &mut Errors)
     })
 }
 
-fn compile_gateway(section: &wire::GatewaySection, base: &Path, errors: &mut Errors) -> Option<Gateway> {
+fn compile_gateway(
+    section: &wire::GatewaySection,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<Gateway> {
     let listen = match &section.listen {
         Some(addrs) => parse_addrs(addrs, "gateway.listen", errors),
         None if section.tls.is_some() => Vec::new(),
         None => vec![SocketAddr::from(([127, 0, 0, 1], 8080))],
     };
-    let tls = section.tls.as_ref().and_then(|tls| compile_tls(tls, base, errors));
+    let tls = section
+        .tls
+        .as_ref()
+        .and_then(|tls| compile_tls(tls, base, errors));
     let tls_listeners = tls.as_ref().map_or(0, |tls| tls.listen.len());
     // When the TLS section failed to compile its own errors say why; do not pile on.
     let plain_given = section.listen.as_ref().map_or(0, Vec::len);
-    if plain_given == 0 && listen.is_empty() && tls_listeners == 0 && (section.tls.is_none() || tls.is_some()) {
-        errors.push("gateway.listen", "no listener: give at least one address in gateway.listen or gateway.tls.listen");
+    if plain_given == 0
+        && listen.is_empty()
+        && tls_listeners == 0
+        && (section.tls.is_none() || tls.is_some())
+    {
+        errors.push(
+            "gateway.listen",
+            "no listener: give at least one address in gateway.listen or gateway.tls.listen",
+        );
     }
 
-    let max_header_bytes = size(&section.max_header_bytes, 16 * 1024, "gateway.max_header_bytes", errors);
+    let max_header_bytes = size(
+        &section.max_header_bytes,
+        16 * 1024,
+        "gateway.max_header_bytes",
+        errors,
+    );
     if !(1024..=1024 * 1024).contains(&max_header_bytes) {
-        errors.push("gateway.max_header_bytes", format!("{max_header_bytes} is out of range: use 1 KiB to 1 MiB"));
+        errors.push(
+            "gateway.max_header_bytes",
+            format!("{max_header_bytes} is out of range: use 1 KiB to 1 MiB"),
+        );
     }
-    let max_body_bytes = size(&section.max_body_bytes, 1024 * 1024, "gateway.max_body_bytes", errors);
+    let max_body_bytes = size(
+        &section.max_body_bytes,
+        1024 * 1024,
+        "gateway.max_body_bytes",
+        errors,
+    );
 
-    let request_header_timeout = duration(&section.request_header_timeout, Duration::from_secs(10), "gateway.request_header_timeout", errors);
-    let request_timeout = duration(&section.request_timeout, Duration::from_secs(30), "gateway.request_timeout", errors);
-    let drain_timeout = duration(&section.drain_timeout, Duration::from_secs(30), "gateway.drain_timeout", errors);
+    let request_header_timeout = duration(
+        &section.request_header_timeout,
+        Duration::from_secs(10),
+        "gateway.request_header_timeout",
+        errors,
+    );
+    let request_timeout = duration(
+        &section.request_timeout,
+        Duration::from_secs(30),
+        "gateway.request_timeout",
+        errors,
+    );
+    let drain_timeout = duration(
+        &section.drain_timeout,
+        Duration::from_secs(30),
+        "gateway.drain_timeout",
+        errors,
+    );
 
     let mut trusted_proxies = Vec::new();
     for (index, text) in section.trusted_proxies.iter().flatten().enumerate() {
@@ -112,12 +154,27 @@ fn compile_tls(section: &wire::TlsSection, base: &Path, errors: &mut Errors) -> 
     let listen = match &section.listen {
         Some(addrs) => parse_addrs(addrs, "gateway.tls.listen", errors),
         None => {
-            errors.push("gateway.tls.listen", "missing: give the HTTPS listen addresses, e.g. [\"0.0.0.0:8443\"]");
+            errors.push(
+                "gateway.tls.listen",
+                "missing: give the HTTPS listen addresses, e.g. [\"0.0.0.0:8443\"]",
+            );
             Vec::new()
         }
     };
-    let cert = read_required_file(section.cert.as_deref(), base, "gateway.tls.cert", "the certificate chain (PEM)", errors);
-    let key = read_required_file(section.key.as_deref(), base, "gateway.tls.key", "the private key (PEM)", errors);
+    let cert = read_required_file(
+        section.cert.as_deref(),
+        base,
+        "gateway.tls.cert",
+        "the certificate chain (PEM)",
+        errors,
+    );
+    let key = read_required_file(
+        section.key.as_deref(),
+        base,
+        "gateway.tls.key",
+        "the private key (PEM)",
+        errors,
+    );
     let ((cert_path, cert_pem), (key_path, key_pem)) = (cert?, key?);
     Some(Tls {
         listen,
@@ -133,7 +190,10 @@ fn compile_admin(section: &wire::AdminSection, errors: &mut Errors) -> Option<Ad
     let listen = match text.parse::<SocketAddr>() {
         Ok(addr) => addr,
         Err(_) => {
-            errors.push("admin.listen", format!("\"{text}\" is not an address: use IP:PORT, e.g. \"127.0.0.1:9901\""));
+            errors.push(
+                "admin.listen",
+                format!("\"{text}\" is not an address: use IP:PORT, e.g. \"127.0.0.1:9901\""),
+            );
             return None;
         }
     };
@@ -163,7 +223,11 @@ fn compile_log(section: &wire::LogSection, base: &Path) -> Log {
     Log { access }
 }
 
-fn compile_upstreams(sections: &[wire::UpstreamSection], base: &Path, errors: &mut Errors) -> Vec<Upstream> {
+fn compile_upstreams(
+    sections: &[wire::UpstreamSection],
+    base: &Path,
+    errors: &mut Errors,
+) -> Vec<Upstream> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut upstreams = Vec::with_capacity(sections.len());
     for (index, section) in sections.iter().enumerate() {
@@ -171,7 +235,12 @@ fn compile_upstreams(sections: &[wire::UpstreamSection], base: &Path, errors: &m
         let name = match section.name.as_deref() {
             Some(name) if valid_name(name) => name.to_owned(),
             Some(name) => {
-                errors.push(at("name"), format!("\"{name}\" is not a valid name: use letters, digits, '-', '_' and '.'"));
+                errors.push(
+                    at("name"),
+                    format!(
+                        "\"{name}\" is not a valid name: use letters, digits, '-', '_' and '.'"
+                    ),
+                );
                 name.to_owned()
             }
             None => {
@@ -181,39 +250,78 @@ fn compile_upstreams(sections: &[wire::UpstreamSection], base: &Path, errors: &m
         };
         if let Some(first) = seen.insert(section.name.as_deref().unwrap_or(""), index) {
             if section.name.is_some() {
-                errors.push(at("name"), format!("\"{name}\" is already the name of upstream[{first}]"));
+                errors.push(
+                    at("name"),
+                    format!("\"{name}\" is already the name of upstream[{first}]"),
+                );
             }
         }
         let mut targets = Vec::new();
         match &section.targets {
             None => errors.push(at("targets"), "missing: give at least one \"host:port\""),
-            Some(list) if list.is_empty() => errors.push(at("targets"), "empty: give at least one \"host:port\""),
+            Some(list) if list.is_empty() => {
+                errors.push(at("targets"), "empty: give at least one \"host:port\"")
+            }
             Some(list) => {
                 for (t, text) in list.iter().enumerate() {
                     match parse_target(text) {
                         Ok(target) => targets.push(target),
-                        Err(message) => errors.push(format!("upstream[{index}].targets[{t}]"), message),
+                        Err(message) => {
+                            errors.push(format!("upstream[{index}].targets[{t}]"), message)
+                        }
                     }
                 }
             }
         }
-        let connect_timeout = duration(&section.connect_timeout, Duration::from_secs(2), &at("connect_timeout"), errors);
-        let timeout = duration(&section.timeout, Duration::from_secs(30), &at("timeout"), errors);
-        let idle_timeout = duration(&section.idle_timeout, Duration::from_secs(60), &at("idle_timeout"), errors);
-        let fail_timeout = duration(&section.fail_timeout, Duration::from_secs(10), &at("fail_timeout"), errors);
+        let connect_timeout = duration(
+            &section.connect_timeout,
+            Duration::from_secs(2),
+            &at("connect_timeout"),
+            errors,
+        );
+        let timeout = duration(
+            &section.timeout,
+            Duration::from_secs(30),
+            &at("timeout"),
+            errors,
+        );
+        let idle_timeout = duration(
+            &section.idle_timeout,
+            Duration::from_secs(60),
+            &at("idle_timeout"),
+            errors,
+        );
+        let fail_timeout = duration(
+            &section.fail_timeout,
+            Duration::from_secs(10),
+            &at("fail_timeout"),
+            errors,
+        );
         let max_idle_per_target = match section.max_idle_per_target {
             None => 256,
             Some(n) if (0..=100_000).contains(&n) => usize::try_from(n).unwrap_or(256),
             Some(n) => {
-                errors.push(at("max_idle_per_target"), format!("{n} is out of range: use 0 to 100000"));
+                errors.push(
+                    at("max_idle_per_target"),
+                    format!("{n} is out of range: use 0 to 100000"),
+                );
                 256
             }
         };
         let tls = section.tls.as_ref().and_then(|tls| {
-            let ca = read_required_file(tls.ca.as_deref(), base, &format!("upstream[{index}].tls.ca"), "the CA bundle (PEM) that signs the targets' certificates", errors);
+            let ca = read_required_file(
+                tls.ca.as_deref(),
+                base,
+                &format!("upstream[{index}].tls.ca"),
+                "the CA bundle (PEM) that signs the targets' certificates",
+                errors,
+            );
             if let Some(server_name) = &tls.server_name {
                 if rustls_name_ok(server_name).is_err() {
-                    errors.push(format!("upstream[{index}].tls.server_name"), format!("\"{server_name}\" is not a DNS name or IP address"));
+                    errors.push(
+                        format!("upstream[{index}].tls.server_name"),
+                        format!("\"{server_name}\" is not a DNS name or IP address"),
+                    );
                 }
             }
             let (ca_path, ca_pem) = ca?;
@@ -247,12 +355,22 @@ fn rustls_name_ok(name: &str) -> Result<(), ()> {
         && name.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
-    if ok { Ok(()) } else { Err(()) }
+    if ok {
+        Ok(())
+    } else {
+        Err(())
+    }
 }
 
-fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], errors: &mut Errors) -> Vec<Route> {
+fn compile_routes(
+    sections: &[wire::RouteSection],
+    upstreams: &[Upstream],
+    errors: &mut Errors,
+) -> Vec<Route> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut routes: Vec<(usize, Route)> = Vec::with_capacity(sections.len());
     for (index, section) in sections.iter().enumerate() {
@@ -260,7 +378,12 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
         let name = match section.name.as_deref() {
             Some(name) if valid_name(name) => name.to_owned(),
             Some(name) => {
-                errors.push(at("name"), format!("\"{name}\" is not a valid name: use letters, digits, '-', '_' and '.'"));
+                errors.push(
+                    at("name"),
+                    format!(
+                        "\"{name}\" is not a valid name: use letters, digits, '-', '_' and '.'"
+                    ),
+                );
                 name.to_owned()
             }
             None => {
@@ -270,17 +393,23 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
         };
         if let Some(name) = section.name.as_deref() {
             if let Some(first) = seen.insert(name, index) {
-                errors.push(at("name"), format!("\"{name}\" is already the name of route[{first}]"));
+                errors.push(
+                    at("name"),
+                    format!("\"{name}\" is already the name of route[{first}]"),
+                );
             }
         }
 
-        let host = section.host.as_deref().and_then(|host| match parse_host_pattern(host) {
-            Ok(pattern) => Some(pattern),
-            Err(message) => {
-                errors.push(at("host"), message);
-                None
-            }
-        });
+        let host = section
+            .host
+            .as_deref()
+            .and_then(|host| match parse_host_pattern(host) {
+                Ok(pattern) => Some(pattern),
+                Err(message) => {
+                    errors.push(at("host"), message);
+                    None
+                }
+            });
 
         let mut methods = Vec::new();
         for (m, text) in section.methods.iter().flatten().enumerate() {
@@ -288,12 +417,21 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
             match Method::from_bytes(upper.as_bytes()) {
                 Ok(method) if !text.is_empty() && upper == *text => {
                     if methods.contains(&method) {
-                        errors.push(format!("route[{index}].methods[{m}]"), format!("{text} is listed twice"));
+                        errors.push(
+                            format!("route[{index}].methods[{m}]"),
+                            format!("{text} is listed twice"),
+                        );
                     }
                     methods.push(method);
                 }
-                Ok(_) => errors.push(format!("route[{index}].methods[{m}]"), format!("\"{text}\": write methods in upper case (\"{upper}\")")),
-                Err(_) => errors.push(format!("route[{index}].methods[{m}]"), format!("\"{text}\" is not an HTTP method")),
+                Ok(_) => errors.push(
+                    format!("route[{index}].methods[{m}]"),
+                    format!("\"{text}\": write methods in upper case (\"{upper}\")"),
+                ),
+                Err(_) => errors.push(
+                    format!("route[{index}].methods[{m}]"),
+                    format!("\"{text}\" is not an HTTP method"),
+                ),
             }
         }
         if section.methods.as_ref().is_some_and(Vec::is_empty) {
@@ -327,7 +465,10 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
 
         let upstream = match section.upstream.as_deref() {
             None => {
-                errors.push(at("upstream"), "missing: name the [[upstream]] this route forwards to");
+                errors.push(
+                    at("upstream"),
+                    "missing: name the [[upstream]] this route forwards to",
+                );
                 None
             }
             Some(wanted) => match upstreams.iter().position(|u| u.name == wanted) {
@@ -339,7 +480,10 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
                         if known.is_empty() {
                             format!("no upstream named \"{wanted}\" (no [[upstream]] is defined)")
                         } else {
-                            format!("no upstream named \"{wanted}\" (known: {})", known.join(", "))
+                            format!(
+                                "no upstream named \"{wanted}\" (known: {})",
+                                known.join(", ")
+                            )
                         },
                     );
                     None
@@ -348,7 +492,10 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
         };
 
         let auth = compile_auth(section.auth.as_deref(), index, errors);
-        let admission = section.admission.as_ref().map(|a| compile_admission(a, index, errors));
+        let admission = section
+            .admission
+            .as_ref()
+            .map(|a| compile_admission(a, index, errors));
 
         if let (Some(path), Some(upstream)) = (path, upstream) {
             routes.push((
@@ -377,7 +524,10 @@ fn compile_routes(sections: &[wire::RouteSection], upstreams: &[Upstream], error
             if route_a.host == route_b.host && route_a.path == route_b.path && methods_overlap {
                 errors.push(
                     format!("route[{index_b}].path"),
-                    format!("matches the same host, path and methods as route[{index_a}] (\"{}\")", route_a.name),
+                    format!(
+                        "matches the same host, path and methods as route[{index_a}] (\"{}\")",
+                        route_a.name
+                    ),
                 );
             }
         }
@@ -394,7 +544,10 @@ fn compile_auth(auth: Option<&[String]>, index: usize, errors: &mut Errors) -> V
         return Vec::new();
     };
     if list.is_empty() {
-        errors.push(format!("route[{index}].auth"), "empty: write auth = [\"none\"] for a public route");
+        errors.push(
+            format!("route[{index}].auth"),
+            "empty: write auth = [\"none\"] for a public route",
+        );
     }
     let mut methods = Vec::new();
     for (a, name) in list.iter().enumerate() {
@@ -407,25 +560,38 @@ fn compile_auth(auth: Option<&[String]>, index: usize, errors: &mut Errors) -> V
         }
     }
     if methods.contains(&AuthMethod::None) && list.len() > 1 {
-        errors.push(format!("route[{index}].auth"), "\"none\" makes the route public and cannot be combined with other methods");
+        errors.push(
+            format!("route[{index}].auth"),
+            "\"none\" makes the route public and cannot be combined with other methods",
+        );
     }
     methods
 }
 
-fn compile_admission(section: &wire::AdmissionSection, index: usize, errors: &mut Errors) -> Admission {
+fn compile_admission(
+    section: &wire::AdmissionSection,
+    index: usize,
+    errors: &mut Errors,
+) -> Admission {
     let mut nets = |list: &Option<Vec<String>>, key: &str| {
         let mut out = Vec::new();
         for (i, text) in list.iter().flatten().enumerate() {
             match parse_net(text) {
                 Ok(net) => out.push(net),
-                Err(message) => errors.push(format!("route[{index}].admission.{key}[{i}]"), message),
+                Err(message) => {
+                    errors.push(format!("route[{index}].admission.{key}[{i}]"), message)
+                }
             }
         }
         out
     };
     let allow = nets(&section.allow, "allow");
     let deny = nets(&section.deny, "deny");
-    let mode = parse_mode(section.mode.as_deref(), &format!("route[{index}].admission.mode"), errors);
+    let mode = parse_mode(
+        section.mode.as_deref(),
+        &format!("route[{index}].admission.mode"),
+        errors,
+    );
     Admission { allow, deny, mode }
 }
 
@@ -435,7 +601,10 @@ fn parse_mode(text: Option<&str>, path: &str, errors: &mut Errors) -> FilterMode
         Some("monitor") => FilterMode::Monitor,
         Some("off") => FilterMode::Off,
         Some(other) => {
-            errors.push(path, format!("\"{other}\" is not a mode: use \"block\", \"monitor\" or \"off\""));
+            errors.push(
+                path,
+                format!("\"{other}\" is not a mode: use \"block\", \"monitor\" or \"off\""),
+            );
             FilterMode::Block
         }
     }
@@ -444,7 +613,9 @@ fn parse_mode(text: Option<&str>, path: &str, errors: &mut Errors) -> FilterMode
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn parse_addrs(list: &[String], path: &str, errors: &mut Errors) -> Vec<SocketAddr> {
@@ -472,12 +643,16 @@ fn parse_net(text: &str) -> Result<IpNet, String> {
     }
     match text.parse::<IpAddr>() {
         Ok(ip) => Ok(IpNet::from(ip)),
-        Err(_) => Err(format!("\"{text}\" is not an IP address or CIDR network (e.g. \"10.0.0.0/8\")")),
+        Err(_) => Err(format!(
+            "\"{text}\" is not an IP address or CIDR network (e.g. \"10.0.0.0/8\")"
+        )),
     }
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {
-    let bad = || format!("\"{text}\" is not a target: use HOST:PORT, e.g. \"127.0.0.1:3000\" or \"orders.internal:443\"");
+    let bad = || {
+        format!("\"{text}\" is not a target: use HOST:PORT, e.g. \"127.0.0.1:3000\" or \"orders.internal:443\"")
+    };
     if text.contains("://") {
         return Err(format!("\"{text}\": give HOST:PORT without a scheme (set tls = {{ ... }} on the upstream for HTTPS)"));
     }
@@ -520,7 +695,9 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
         return Err(format!("\"{template}\" must start with '/'"));
     };
     if template.contains('?') || template.contains('#') {
-        return Err(format!("\"{template}\": a path template cannot contain '?' or '#'"));
+        return Err(format!(
+            "\"{template}\": a path template cannot contain '?' or '#'"
+        ));
     }
     if rest.is_empty() {
         return Ok(Vec::new());
@@ -529,27 +706,41 @@ fn parse_template(template: &str) -> Result<Vec<Segment>, String> {
     let mut names: Vec<&str> = Vec::new();
     for (position, raw) in rest.split('/').enumerate() {
         if raw.is_empty() {
-            return Err(format!("\"{template}\": segment {} is empty (no \"//\" or trailing '/')", position + 1));
+            return Err(format!(
+                "\"{template}\": segment {} is empty (no \"//\" or trailing '/')",
+                position + 1
+            ));
         }
         if raw == "." || raw == ".." {
-            return Err(format!("\"{template}\": \".\" and \"..\" segments are not allowed"));
+            return Err(format!(
+                "\"{template}\": \".\" and \"..\" segments are not allowed"
+            ));
         }
         if let Some(inner) = raw.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
             let valid = !inner.is_empty()
-                && inner.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-                && inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                && inner
+                    .bytes()
+                    .next()
+                    .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+                && inner
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !valid {
                 return Err(format!("\"{template}\": \"{{{inner}}}\" is not a parameter name (letters, digits and '_')"));
             }
             if names.contains(&inner) {
-                return Err(format!("\"{template}\": parameter \"{inner}\" appears twice"));
+                return Err(format!(
+                    "\"{template}\": parameter \"{inner}\" appears twice"
+                ));
             }
             names.push(inner);
             segments.push(Segment::Param(inner.to_owned()));
         } else if raw.contains('{') || raw.contains('}') {
             return Err(format!("\"{template}\": a parameter must be a whole segment, like \"/orders/{{order_id}}\""));
         } else if raw.contains('%') {
-            return Err(format!("\"{template}\": write literal segments decoded (no percent-encoding)"));
+            return Err(format!(
+                "\"{template}\": write literal segments decoded (no percent-encoding)"
+            ));
         } else {
             segments.push(Segment::Literal(raw.to_owned()));
         }
@@ -562,10 +753,17 @@ fn check_prefix(prefix: &str) -> Result<(), String> {
         return Err(format!("\"{prefix}\" must start with '/'"));
     }
     if prefix.contains('{') || prefix.contains('}') {
-        return Err(format!("\"{prefix}\": a prefix cannot hold parameters; use path = \"...\" for templates"));
+        return Err(format!(
+            "\"{prefix}\": a prefix cannot hold parameters; use path = \"...\" for templates"
+        ));
     }
-    if prefix.split('/').any(|s| s == "." || s == "..") || prefix.contains('?') || prefix.contains('%') {
-        return Err(format!("\"{prefix}\" must be a plain path (no '.', '..', '?' or percent-encoding)"));
+    if prefix.split('/').any(|s| s == "." || s == "..")
+        || prefix.contains('?')
+        || prefix.contains('%')
+    {
+        return Err(format!(
+            "\"{prefix}\" must be a plain path (no '.', '..', '?' or percent-encoding)"
+        ));
     }
     Ok(())
 }
@@ -594,7 +792,12 @@ fn size(value: &Option<SizeValue>, default: u64, path: &str, errors: &mut Errors
     }
 }
 
-fn duration(value: &Option<String>, default: Duration, path: &str, errors: &mut Errors) -> Duration {
+fn duration(
+    value: &Option<String>,
+    default: Duration,
+    path: &str,
+    errors: &mut Errors,
+) -> Duration {
     match value.as_deref().map(parse_duration) {
         None => default,
         Some(Ok(d)) if d.is_zero() => {

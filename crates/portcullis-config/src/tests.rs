@@ -27,7 +27,10 @@ fn errors_of(text: &str) -> Vec<String> {
 #[test]
 fn minimal_config_compiles_with_defaults() {
     let config = Config::from_toml(MINIMAL, Path::new(".")).unwrap();
-    assert_eq!(config.gateway.listen, vec!["127.0.0.1:8080".parse().unwrap()]);
+    assert_eq!(
+        config.gateway.listen,
+        vec!["127.0.0.1:8080".parse().unwrap()]
+    );
     assert_eq!(config.gateway.max_header_bytes, 16384);
     assert_eq!(config.gateway.max_body_bytes, 1 << 20);
     assert_eq!(config.admin.listen, "127.0.0.1:9901".parse().unwrap());
@@ -148,7 +151,10 @@ fn duplicate_routes_are_refused() {
 #[test]
 fn public_admin_listener_needs_a_token() {
     let errors = errors_of(&format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9901\"\n"));
-    assert!(errors[0].starts_with("admin.listen: 0.0.0.0:9901 is reachable"), "{errors:?}");
+    assert!(
+        errors[0].starts_with("admin.listen: 0.0.0.0:9901 is reachable"),
+        "{errors:?}"
+    );
     let with_token = format!("{MINIMAL}\n[admin]\nlisten = \"0.0.0.0:9901\"\ntoken = \"s3cret\"\n");
     let config = Config::from_toml(&with_token, Path::new(".")).unwrap();
     assert_eq!(format!("{:?}", config.admin.token), "Some([redacted])");
@@ -172,11 +178,19 @@ fn templates_are_checked() {
 
 #[test]
 fn hosts_and_prefixes() {
-    let text = MINIMAL
-        .replace("path = \"/orders/{order_id}\"", "path_prefix = \"/static/\"\nhost = \"*.Example.com\"");
+    let text = MINIMAL.replace(
+        "path = \"/orders/{order_id}\"",
+        "path_prefix = \"/static/\"\nhost = \"*.Example.com\"",
+    );
     let config = Config::from_toml(&text, Path::new(".")).unwrap();
-    assert_eq!(config.routes[0].host, Some(HostPattern::Suffix(".example.com".into())));
-    assert_eq!(config.routes[0].path, PathPattern::Prefix("/static/".into()));
+    assert_eq!(
+        config.routes[0].host,
+        Some(HostPattern::Suffix(".example.com".into()))
+    );
+    assert_eq!(
+        config.routes[0].path,
+        PathPattern::Prefix("/static/".into())
+    );
     let errors = errors_of(&MINIMAL.replace("methods", "host = \"a:80\"\nmethods"));
     assert!(errors[0].starts_with("route[0].host:"), "{errors:?}");
 }

@@ -39,8 +39,9 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
 
 /// Parses a duration such as `"30s"`, `"250ms"` or `"1m 30s"`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|err| format!("\"{text}\" is not a duration ({err}): use e.g. \"30s\" or \"250ms\""))
+    humantime::parse_duration(text.trim()).map_err(|err| {
+        format!("\"{text}\" is not a duration ({err}): use e.g. \"30s\" or \"250ms\"")
+    })
 }
 
 #[cfg(test)]

@@ -201,7 +201,10 @@ impl AdmissionFilter {
         let refused = self.deny.iter().any(|net| net.contains(&ip))
             || (!self.allow.is_empty() && !self.allow.iter().any(|net| net.contains(&ip)));
         if refused {
-            Verdict::Reject(Rejection::forbidden("ip_not_allowed", "requests from this address are not allowed"))
+            Verdict::Reject(Rejection::forbidden(
+                "ip_not_allowed",
+                "requests from this address are not allowed",
+            ))
         } else {
             Verdict::Continue
         }
@@ -307,7 +310,13 @@ mod tests {
         let c = chain("{ deny = [\"192.0.2.0/24\"], mode = \"monitor\" }");
         let (verdict, ctx) = run(&c, "192.0.2.7");
         assert_eq!(verdict, Verdict::Continue);
-        assert_eq!(ctx.monitored, vec![MonitorEvent { filter: "admission", code: "ip_not_allowed" }]);
+        assert_eq!(
+            ctx.monitored,
+            vec![MonitorEvent {
+                filter: "admission",
+                code: "ip_not_allowed"
+            }]
+        );
         assert_eq!(ctx.forwarded_decision(), Decision::Monitor);
         let off = chain("{ deny = [\"192.0.2.0/24\"], mode = \"off\" }");
         let (verdict, ctx) = run(&off, "192.0.2.7");
@@ -317,11 +326,25 @@ mod tests {
 
     #[test]
     fn phases_run_in_fixed_order() {
-        let mut phases = vec![Phase::Validate, Phase::Authn, Phase::Inspect, Phase::Admission, Phase::RateLimit, Phase::Authz];
+        let mut phases = vec![
+            Phase::Validate,
+            Phase::Authn,
+            Phase::Inspect,
+            Phase::Admission,
+            Phase::RateLimit,
+            Phase::Authz,
+        ];
         phases.sort();
         assert_eq!(
             phases,
-            [Phase::Admission, Phase::Authn, Phase::Authz, Phase::RateLimit, Phase::Inspect, Phase::Validate]
+            [
+                Phase::Admission,
+                Phase::Authn,
+                Phase::Authz,
+                Phase::RateLimit,
+                Phase::Inspect,
+                Phase::Validate
+            ]
         );
     }
 }

@@ -25,7 +25,11 @@ pub struct Rejection {
 
 impl Rejection {
     /// A rejection with no extra headers.
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+    ) -> Self {
         Self {
             status,
             code,
@@ -47,7 +51,11 @@ impl Rejection {
 
     /// 404: no route.
     pub fn not_found() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", "no route matches this request")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no route matches this request",
+        )
     }
 
     /// 413: body past the configured bound.
@@ -70,17 +78,29 @@ impl Rejection {
 
     /// 408: the client was too slow.
     pub fn request_timeout() -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request was not received in time")
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the request was not received in time",
+        )
     }
 
     /// 502: the upstream could not be reached or answered badly.
     pub fn bad_gateway() -> Self {
-        Self::new(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream service is unavailable")
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "bad_gateway",
+            "the upstream service is unavailable",
+        )
     }
 
     /// 504: the upstream did not answer in time.
     pub fn gateway_timeout() -> Self {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "the upstream service did not answer in time")
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "gateway_timeout",
+            "the upstream service did not answer in time",
+        )
     }
 
     /// 403 for an admission refusal.

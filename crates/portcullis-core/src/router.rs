@@ -22,7 +22,10 @@ pub struct PathParams(Vec<(String, String)>);
 impl PathParams {
     /// The decoded value of a parameter.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All parameters as `(name, value)`.
@@ -223,7 +226,9 @@ fn path_matches(pattern: &PathPattern, raw: &str, segments: &[Cow<'_, str>]) -> 
             // The prefix is compared with the raw path: `decode_path` has already refused every
             // encoding that could make the raw and decoded forms disagree about structure.
             let matches = raw.starts_with(prefix.as_str())
-                || (prefix.ends_with('/') && raw.len() + 1 == prefix.len() && prefix.starts_with(raw));
+                || (prefix.ends_with('/')
+                    && raw.len() + 1 == prefix.len()
+                    && prefix.starts_with(raw));
             matches.then(PathParams::default)
         }
     }
@@ -232,7 +237,10 @@ fn path_matches(pattern: &PathPattern, raw: &str, segments: &[Cow<'_, str>]) -> 
 /// Splits and percent-decodes a path, refusing ambiguous forms.
 fn decode_path(path: &str) -> Result<Vec<Cow<'_, str>>, Rejection> {
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(Rejection::bad_request("bad_path", "the request path must start with '/'"));
+        return Err(Rejection::bad_request(
+            "bad_path",
+            "the request path must start with '/'",
+        ));
     };
     if rest.is_empty() {
         return Ok(Vec::new());
@@ -254,9 +262,15 @@ fn decode_path(path: &str) -> Result<Vec<Cow<'_, str>>, Rejection> {
             Cow::Borrowed(raw)
         };
         if decoded == "." || decoded == ".." {
-            return Err(Rejection::bad_request("bad_path", "the request path has a '.' or '..' segment"));
+            return Err(Rejection::bad_request(
+                "bad_path",
+                "the request path has a '.' or '..' segment",
+            ));
         }
-        if decoded.bytes().any(|b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f) {
+        if decoded
+            .bytes()
+            .any(|b| b == b'/' || b == b'\\' || b < 0x20 || b == 0x7f)
+        {
             return Err(Rejection::bad_request(
                 "bad_path",
                 "the request path has an encoded '/', a '\\' or a control character",

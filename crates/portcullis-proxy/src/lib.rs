@@ -1,1 +1,19 @@
-//! stub
+//! The Portcullis data plane: listeners, TLS, HTTP/1.1 and HTTP/2 (hyper), the request path,
+//! upstream pools, the access log and metrics.
+
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+pub mod body;
+pub mod gateway;
+pub mod handler;
+pub mod headers;
+pub mod metrics;
+pub mod server;
+pub mod tls;
+pub mod upstream;
+
+pub use gateway::{check, Gateway, ReloadError, Snapshot};
+pub use handler::ConnInfo;
+pub use metrics::Metrics;
+pub use server::{bind, serve, Listener};

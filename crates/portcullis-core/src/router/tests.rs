@@ -20,7 +20,10 @@ fn matched(r: &RouteMatch) -> (usize, Vec<(String, String)>) {
     match r {
         RouteMatch::Matched { route, params } => (
             *route,
-            params.iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect(),
+            params
+                .iter()
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                .collect(),
         ),
         other => panic!("no match: {other:?}"),
     }
@@ -33,9 +36,18 @@ fn most_specific_route_wins() {
             route("prefix", "path_prefix = \"/orders/\""),
             route("param", "path = \"/orders/{order_id}\""),
             route("literal", "path = \"/orders/summary\""),
-            route("host", "path = \"/orders/{order_id}\"\nhost = \"api.example.com\""),
-            route("wild", "path = \"/orders/{order_id}\"\nhost = \"*.example.com\""),
-            route("delete", "path = \"/orders/{order_id}\"\nmethods = [\"DELETE\"]"),
+            route(
+                "host",
+                "path = \"/orders/{order_id}\"\nhost = \"api.example.com\"",
+            ),
+            route(
+                "wild",
+                "path = \"/orders/{order_id}\"\nhost = \"*.example.com\"",
+            ),
+            route(
+                "delete",
+                "path = \"/orders/{order_id}\"\nmethods = [\"DELETE\"]",
+            ),
         ]
         .concat(),
     );
@@ -46,9 +58,18 @@ fn most_specific_route_wins() {
         (1, vec![("order_id".into(), "42".into())])
     );
     assert_eq!(matched(&r.route(None, &Method::DELETE, "/orders/42")).0, 5);
-    assert_eq!(matched(&r.route(Some("API.example.com"), &get, "/orders/42")).0, 3);
-    assert_eq!(matched(&r.route(Some("eu.example.com"), &get, "/orders/42")).0, 4);
-    assert_eq!(matched(&r.route(Some("example.com"), &get, "/orders/42")).0, 1);
+    assert_eq!(
+        matched(&r.route(Some("API.example.com"), &get, "/orders/42")).0,
+        3
+    );
+    assert_eq!(
+        matched(&r.route(Some("eu.example.com"), &get, "/orders/42")).0,
+        4
+    );
+    assert_eq!(
+        matched(&r.route(Some("example.com"), &get, "/orders/42")).0,
+        1
+    );
     assert_eq!(matched(&r.route(None, &get, "/orders/42/items")).0, 0);
     assert_eq!(matched(&r.route(None, &get, "/orders")).0, 0);
     assert_eq!(r.route(None, &get, "/other"), RouteMatch::NotFound);
@@ -61,7 +82,10 @@ fn params_are_decoded() {
         matched(&r.route(None, &Method::GET, "/users/J%C3%BCrgen%20K/files")).1,
         vec![("name".into(), "Jürgen K".into())]
     );
-    assert_eq!(r.route(None, &Method::GET, "/users//files"), RouteMatch::NotFound);
+    assert_eq!(
+        r.route(None, &Method::GET, "/users//files"),
+        RouteMatch::NotFound
+    );
 }
 
 #[test]
@@ -103,10 +127,19 @@ fn ambiguous_paths_are_refused() {
     // Look-alikes that are fine.
     for path in ["/public/..hidden", "/public/a.b", "/public/%41", "/public/"] {
         assert!(
-            matches!(r.route(None, &Method::GET, path), RouteMatch::Matched { .. }),
+            matches!(
+                r.route(None, &Method::GET, path),
+                RouteMatch::Matched { .. }
+            ),
             "{path}"
         );
     }
-    assert!(matches!(r.route(None, &Method::GET, "/public"), RouteMatch::Matched { .. }));
-    assert_eq!(r.route(None, &Method::GET, "/publicity"), RouteMatch::NotFound);
+    assert!(matches!(
+        r.route(None, &Method::GET, "/public"),
+        RouteMatch::Matched { .. }
+    ));
+    assert_eq!(
+        r.route(None, &Method::GET, "/publicity"),
+        RouteMatch::NotFound
+    );
 }

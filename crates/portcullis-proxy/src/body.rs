@@ -1,0 +1,219 @@
+//! Request and response bodies as they cross the gateway.
+//!
+//! Bodies stream: nothing is buffered whole. [`RequestBody`] enforces `max_body_bytes` on the
+//! bytes actually received (a chunked body that grows past the bound fails the upstream
+//! request, which the handler turns into 413) and counts them for the access log.
+//! [`ResponseBody`] counts what is sent and writes the access-log record when the response
+//! is finished or abandoned.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+/// Boxed error of a body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The request body grew past `max_body_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("request body is larger than {limit} bytes")]
+pub struct BodyTooLarge {
+    /// The bound.
+    pub limit: u64,
+}
+
+/// A client's request body on its way upstream.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Option<Incoming>,
+    remaining: u64,
+    limit: u64,
+    received: Arc<AtomicU64>,
+}
+
+impl RequestBody {
+    /// Wraps a client body with a size bound; `received` counts the bytes that pass.
+    pub fn new(inner: Incoming, limit: u64, received: Arc<AtomicU64>) -> Self {
+        Self {
+            inner: Some(inner),
+            remaining: limit,
+            limit,
+            received,
+        }
+    }
+
+    /// An empty body (a retried request that had none).
+    pub fn empty(received: Arc<AtomicU64>) -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            limit: 0,
+            received,
+        }
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: this.limit,
+                        }))));
+                    }
+                    this.remaining -= len;
+                    this.received.fetch_add(len, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+/// Whether an error chain holds a [`BodyTooLarge`].
+pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = current {
+        if err.is::<BodyTooLarge>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Called once when a response is finished (or abandoned by the client), with the number of
+/// body bytes sent.
+pub trait OnResponseEnd: Send + 'static {
+    /// Records the finished response.
+    fn finish(self: Box<Self>, bytes_out: u64);
+}
+
+enum Kind {
+    Upstream(Incoming),
+    Full(Option<Bytes>),
+}
+
+/// A response body sent to the client.
+pub struct ResponseBody {
+    kind: Kind,
+    sent: u64,
+    on_end: Option<Box<dyn OnResponseEnd>>,
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+impl ResponseBody {
+    /// The upstream's body, streamed.
+    pub fn upstream(body: Incoming, on_end: Option<Box<dyn OnResponseEnd>>) -> Self {
+        Self {
+            kind: Kind::Upstream(body),
+            sent: 0,
+            on_end,
+        }
+    }
+
+    /// A body the gateway made.
+    pub fn full(bytes: Bytes, on_end: Option<Box<dyn OnResponseEnd>>) -> Self {
+        Self {
+            kind: Kind::Full(Some(bytes)),
+            sent: 0,
+            on_end,
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(on_end) = self.on_end.take() {
+            on_end.finish(self.sent);
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = match &mut this.kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Upstream(body) => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err) as BoxError))),
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.finish(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Upstream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Upstream(body) => body.size_hint(),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The gateway: the current [`Snapshot`] of compiled config behind an `ArcSwap`, the state
+//! that outlives reloads (metrics, request-id sequence), and reload itself.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+use http::HeaderValue;
+use portcullis_config::{Config, ConfigError, ConfigErrors};
+use portcullis_core::{Chain, Router};
+use rustls::ServerConfig;
+
+use crate::access_log::AccessLog;
+use crate::metrics::{Metrics, ResultLabels};
+use crate::upstream::UpstreamPool;
+
+/// Everything a request needs from config, compiled once and shared read-only. A request
+/// loads the snapshot once and keeps it to the end, so a reload never changes the rules under
+/// a request in flight.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// The config this snapshot was compiled from.
+    pub config: Config,
+    /// The route table.
+    pub router: Router,
+    /// Per route: its filters in phase order.
+    pub chains: Vec<Chain>,
+    /// Per route: its name, shared with metrics and logs.
+    pub route_names: Vec<Arc<str>>,
+    /// Upstream pools, indexed like `config.upstreams`.
+    pub upstreams: Vec<Arc<UpstreamPool>>,
+    /// The TLS listener config, when there are TLS listeners.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// The access log.
+    pub access_log: AccessLog,
+    /// `Strict-Transport-Security` for TLS listeners.
+    pub hsts: HeaderValue,
+    /// The route label of requests that matched no route.
+    pub no_route: Arc<str>,
+}
+
+impl Snapshot {
+    /// Compiles a config into a snapshot; errors that only show when building runtime parts
+    /// (PEM contents, TLS settings) come back with their config paths.
+    pub fn build(config: Config, access_log: AccessLog) -> Result<Snapshot, ConfigErrors> {
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let tls = match &config.gateway.tls {
+            None => None,
+            Some(tls) => match crate::tls::server_config(tls) {
+                Ok(server) => Some(server),
+                Err(mut list) => {
+                    errors.append(&mut list);
+                    None
+                }
+            },
+        };
+        let mut upstreams = Vec::with_capacity(config.upstreams.len());
+        for (index, upstream) in config.upstreams.iter().enumerate() {
+            match UpstreamPool::new(upstream, index) {
+                Ok(pool) => upstreams.push(Arc::new(pool)),
+                Err(err) => errors.push(err),
+            }
+        }
+        let hsts = HeaderValue::from_str(&config.gateway.hsts).map_err(|_| {
+            ConfigErrors(vec![ConfigError {
+                path: "gateway.hsts".into(),
+                message: "not a valid header value".into(),
+            }])
+        })?;
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Snapshot {
+            router: Router::new(&config.routes),
+            chains: config.routes.iter().map(Chain::compile).collect(),
+            route_names: config
+                .routes
+                .iter()
+                .map(|r| Arc::from(r.name.as_str()))
+                .collect(),
+            upstreams,
+            tls,
+            access_log,
+            hsts,
+            no_route: Arc::from(""),
+            config,
+        })
+    }
+}
+
+/// Checks everything `serve` would check before starting, without starting anything.
+pub fn check(config: Config) -> Result<Snapshot, ConfigErrors> {
+    Snapshot::build(config, AccessLog::off())
+}
+
+/// Why a reload was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The gateway was started without a config file.
+    #[error("this gateway was not started from a config file")]
+    NoConfigFile,
+    /// The new config has errors; the old one keeps serving.
+    #[error("{0}")]
+    Invalid(ConfigErrors),
+}
+
+/// The running gateway's shared state.
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    /// Metrics; they outlive reloads.
+    pub metrics: Arc<Metrics>,
+    config_path: Option<PathBuf>,
+    reload_lock: Mutex<()>,
+    draining: AtomicBool,
+    id_prefix: u32,
+    id_key: u64,
+    id_counter: AtomicU64,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("config_path", &self.config_path)
+            .finish()
+    }
+}
+
+impl Gateway {
+    /// Builds the gateway from a config. `config_path` is where reloads read from.
+    pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Arc<Gateway>, ConfigErrors> {
+        let metrics = Arc::new(Metrics::new());
+        let access_log = start_access_log(&config, &metrics)?;
+        let snapshot = Snapshot::build(config, access_log)?;
+        Ok(Arc::new(Gateway {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            metrics,
+            config_path,
+            reload_lock: Mutex::new(()),
+            draining: AtomicBool::new(false),
+            id_prefix: rand::random(),
+            id_key: rand::random::<u64>() | 1,
+            id_counter: AtomicU64::new(0),
+        }))
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Re-reads the config file and swaps it in when it is valid. An invalid config is refused
+    /// with every error, and the running one keeps serving.
+    pub fn reload(&self) -> Result<String, ReloadError> {
+        let path = self.config_path.as_ref().ok_or(ReloadError::NoConfigFile)?;
+        let _guard = self
+            .reload_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let result = Config::load(path).and_then(|config| self.apply(config));
+        let label = if result.is_ok() { "ok" } else { "error" };
+        self.metrics
+            .reloads
+            .get_or_create(&ResultLabels { result: label })
+            .inc();
+        result.map_err(ReloadError::Invalid)
+    }
+
+    fn apply(&self, config: Config) -> Result<String, ConfigErrors> {
+        let current = self.snapshot.load();
+        let mut errors = Vec::new();
+        // Sockets are bound once at start; a reload cannot move them.
+        let old = &current.config;
+        if config.gateway.listen != old.gateway.listen {
+            errors.push(restart_needed("gateway.listen"));
+        }
+        let tls_listen = |c: &Config| {
+            c.gateway
+                .tls
+                .as_ref()
+                .map(|t| t.listen.clone())
+                .unwrap_or_default()
+        };
+        if tls_listen(&config) != tls_listen(old) {
+            errors.push(restart_needed("gateway.tls.listen"));
+        }
+        if config.admin.listen != old.admin.listen {
+            errors.push(restart_needed("admin.listen"));
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let access_log = if config.log.access == old.log.access {
+            current.access_log.clone()
+        } else {
+            start_access_log(&config, &self.metrics)?
+        };
+        let summary = config.summary();
+        let snapshot = Snapshot::build(config, access_log)?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(summary)
+    }
+
+    /// Marks the gateway as draining: `/readyz` answers 503 from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the gateway is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// A new request id: a per-process random prefix and a sequence number scrambled by a
+    /// per-process bijection, so ids are unique without revealing request volume.
+    pub fn next_request_id(&self) -> String {
+        let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
+        let mixed =
+            (n ^ (self.id_key >> 1)).wrapping_mul(self.id_key) ^ self.id_key.rotate_left(29);
+        format!("{:08x}{mixed:016x}", self.id_prefix)
+    }
+}
+
+fn restart_needed(path: &str) -> ConfigError {
+    ConfigError {
+        path: path.into(),
+        message: "listen addresses cannot change on reload; restart the gateway to move them"
+            .into(),
+    }
+}
+
+fn start_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, ConfigErrors> {
+    AccessLog::start(&config.log.access, metrics.access_log_dropped.clone()).map_err(|err| {
+        ConfigErrors(vec![ConfigError {
+            path: "log.access".into(),
+            message: format!("cannot open the access log: {err}"),
+        }])
+    })
+}

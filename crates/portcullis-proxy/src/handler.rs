@@ -1,0 +1,428 @@
+//! One request through the gateway: limits → route → filters (phase order) → upstream →
+//! response headers → log.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use http::uri::{PathAndQuery, Uri};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::Body as _;
+use hyper::body::Incoming;
+use portcullis_core::{Decision, Rejection, RequestCtx, RouteMatch, Verdict};
+
+use crate::access_log::AccessRecord;
+use crate::body::{is_body_too_large, OnResponseEnd, RequestBody, ResponseBody};
+use crate::gateway::{Gateway, Snapshot};
+use crate::headers::{self, X_CONTENT_TYPE_OPTIONS, X_POWERED_BY, X_REQUEST_ID};
+use crate::metrics::{Name, RequestLabels, RouteLabels, UpstreamErrorLabels};
+use crate::upstream::UpstreamPool;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+}
+
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
+static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
+static JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// What is known of a request for its log line and metrics.
+struct Outcome {
+    route: Option<usize>,
+    status: StatusCode,
+    decision: Decision,
+    code: Option<&'static str>,
+    upstream_us: Option<u64>,
+}
+
+/// Writes the access log record when the response body is done.
+struct LogOnEnd {
+    snapshot: Arc<Snapshot>,
+    record: AccessRecord,
+    start: Instant,
+    received: Arc<AtomicU64>,
+}
+
+impl OnResponseEnd for LogOnEnd {
+    fn finish(self: Box<Self>, bytes_out: u64) {
+        let LogOnEnd {
+            snapshot,
+            mut record,
+            start,
+            received,
+        } = *self;
+        record.bytes_out = bytes_out;
+        record.bytes_in = received.load(Ordering::Relaxed);
+        record.total_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        snapshot.access_log.record(record);
+    }
+}
+
+impl Gateway {
+    /// Handles one request. Never fails: every problem becomes a response in the gateway's
+    /// JSON error shape.
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<ResponseBody> {
+        let start = Instant::now();
+        let time = SystemTime::now();
+        let snapshot = self.snapshot();
+        let (mut head, body) = request.into_parts();
+        let trusted = &snapshot.config.gateway.trusted_proxies;
+        let request_id =
+            headers::client_request_id(&head.headers).unwrap_or_else(|| self.next_request_id());
+        let client_ip = headers::client_ip(conn.peer.ip(), &head.headers, trusted);
+        let mut ctx = RequestCtx::new(request_id, conn.peer, client_ip, conn.tls);
+        let received = Arc::new(AtomicU64::new(0));
+
+        let result = match self.admit(&snapshot, &mut ctx, &head).await {
+            Err(rejection) => Err(rejection),
+            Ok(route) => {
+                let pool = &snapshot.upstreams[snapshot.config.routes[route].upstream];
+                self.forward(&snapshot, pool, &ctx, &mut head, body, &received)
+                    .await
+            }
+        };
+        let route = ctx.route;
+        let (response, outcome) = match result {
+            Ok((upstream, upstream_us)) => {
+                let status = upstream.status();
+                (
+                    Ok(upstream),
+                    Outcome {
+                        route,
+                        status,
+                        decision: ctx.forwarded_decision(),
+                        code: None,
+                        upstream_us: Some(upstream_us),
+                    },
+                )
+            }
+            Err(rejection) => {
+                let outcome = Outcome {
+                    route,
+                    status: rejection.status,
+                    decision: Decision::Reject,
+                    code: Some(rejection.code),
+                    upstream_us: None,
+                };
+                (Err(rejection), outcome)
+            }
+        };
+        self.count(&snapshot, &outcome, start);
+        let on_end = snapshot.access_log.enabled().then(|| {
+            Box::new(LogOnEnd {
+                record: AccessRecord {
+                    time,
+                    request_id: ctx.request_id.clone(),
+                    client_ip: ctx.client_ip,
+                    method: head.method.clone(),
+                    path: head.uri.path().to_owned(),
+                    route: outcome.route.map(|r| Arc::clone(&snapshot.route_names[r])),
+                    status: outcome.status.as_u16(),
+                    bytes_in: 0,
+                    bytes_out: 0,
+                    upstream_us: outcome.upstream_us,
+                    total_us: 0,
+                    decision: outcome.decision.as_str(),
+                    code: outcome.code,
+                    monitored: ctx.monitored.iter().map(|m| m.filter).collect(),
+                },
+                snapshot: Arc::clone(&snapshot),
+                start,
+                received,
+            }) as Box<dyn OnResponseEnd>
+        });
+        match response {
+            Ok(upstream) => respond_upstream(upstream, &snapshot, &ctx, on_end),
+            Err(rejection) => respond_rejection(&rejection, &snapshot, &ctx, on_end),
+        }
+    }
+
+    /// Limits, routing and the route's filter chain. Returns the route index.
+    async fn admit(
+        &self,
+        snapshot: &Snapshot,
+        ctx: &mut RequestCtx,
+        head: &Parts,
+    ) -> Result<usize, Rejection> {
+        let gateway = &snapshot.config.gateway;
+        if headers::head_size(&head.method, &head.uri, &head.headers) > gateway.max_header_bytes {
+            return Err(Rejection::headers_too_large(gateway.max_header_bytes));
+        }
+        if let Some(length) = head.headers.get(header::CONTENT_LENGTH) {
+            match length.to_str().ok().and_then(|v| v.parse::<u64>().ok()) {
+                Some(length) if length > gateway.max_body_bytes => {
+                    return Err(Rejection::body_too_large(gateway.max_body_bytes));
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Rejection::bad_request(
+                        "bad_content_length",
+                        "Content-Length is not a number",
+                    ))
+                }
+            }
+        }
+        let host = headers::request_host(&head.uri, &head.headers);
+        let route = match snapshot.router.route(host, &head.method, head.uri.path()) {
+            RouteMatch::Matched { route, params } => {
+                ctx.route = Some(route);
+                ctx.params = params;
+                route
+            }
+            RouteMatch::NotFound => return Err(Rejection::not_found()),
+            RouteMatch::MethodNotAllowed { allow } => {
+                let allow = allow
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut rejection = Rejection::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "this method is not allowed on this path",
+                );
+                if let Ok(value) = HeaderValue::from_str(&allow) {
+                    rejection = rejection.with_header(header::ALLOW, value);
+                }
+                return Err(rejection);
+            }
+            RouteMatch::Invalid(rejection) => return Err(rejection),
+        };
+        match snapshot.chains[route].run(ctx, head).await {
+            Verdict::Continue => Ok(route),
+            Verdict::Reject(rejection) => Err(rejection),
+        }
+    }
+
+    /// Sends the request upstream. Returns the response and the upstream time in µs.
+    async fn forward(
+        &self,
+        snapshot: &Snapshot,
+        pool: &UpstreamPool,
+        ctx: &RequestCtx,
+        head: &mut Parts,
+        body: Incoming,
+        received: &Arc<AtomicU64>,
+    ) -> Result<(Response<Incoming>, u64), Rejection> {
+        let gateway = &snapshot.config.gateway;
+        let host_for_forwarded = headers::request_host(&head.uri, &head.headers).map(str::to_owned);
+        headers::strip_hop_by_hop(&mut head.headers);
+        let peer_trusted = headers::is_trusted_peer(ctx.peer.ip(), &gateway.trusted_proxies);
+        headers::set_forwarding(
+            &mut head.headers,
+            ctx.peer.ip(),
+            ctx.tls,
+            host_for_forwarded.as_deref(),
+            peer_trusted,
+        );
+        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+            head.headers.insert(X_REQUEST_ID.clone(), id);
+        }
+        if pool.preserve_host {
+            if let (None, Some(authority)) = (head.headers.get(header::HOST), head.uri.authority())
+            {
+                if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                    head.headers.insert(header::HOST, value);
+                }
+            }
+        } else {
+            head.headers.remove(header::HOST);
+        }
+        let path_and_query = head
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+
+        // A request that sent nothing yet can be tried on another target when the first one
+        // refuses the connection: nothing reached the upstream, so nothing can be repeated.
+        let retryable =
+            pool.targets.len() > 1 && body.is_end_stream() && is_idempotent(&head.method);
+        let saved = retryable.then(|| (head.method.clone(), head.headers.clone()));
+        let attempts = if retryable {
+            pool.targets.len().min(3)
+        } else {
+            1
+        };
+
+        let timeout = pool.timeout.min(gateway.request_timeout);
+        let mut body = Some(RequestBody::new(
+            body,
+            gateway.max_body_bytes,
+            Arc::clone(received),
+        ));
+        for attempt in 0..attempts {
+            let target = pool.pick();
+            let uri = Uri::builder()
+                .scheme(pool.scheme.clone())
+                .authority(pool.targets[target].authority.clone())
+                .path_and_query(path_and_query.clone())
+                .build()
+                .map_err(|_| {
+                    Rejection::bad_request("bad_uri", "the request URI cannot be forwarded")
+                })?;
+            let mut request = Request::new(
+                body.take()
+                    .unwrap_or_else(|| RequestBody::empty(Arc::clone(received))),
+            );
+            *request.method_mut() = head.method.clone();
+            *request.uri_mut() = uri;
+            *request.version_mut() = Version::HTTP_11;
+            *request.headers_mut() = match (&saved, attempt) {
+                (Some((_, headers)), _) => headers.clone(),
+                (None, _) => std::mem::take(&mut head.headers),
+            };
+            let upstream_start = Instant::now();
+            let result = tokio::time::timeout(timeout, pool.client.request(request)).await;
+            let elapsed = u64::try_from(upstream_start.elapsed().as_micros()).unwrap_or(u64::MAX);
+            match result {
+                Ok(Ok(response)) => {
+                    if let Some(route) = ctx.route {
+                        self.metrics
+                            .upstream_duration
+                            .get_or_create(&RouteLabels {
+                                route: Name(Arc::clone(&snapshot.route_names[route])),
+                            })
+                            .observe(elapsed as f64 / 1e6);
+                    }
+                    return Ok((response, elapsed));
+                }
+                Ok(Err(err)) if err.is_connect() => {
+                    pool.mark_failed(target);
+                    self.upstream_error(pool, "connect");
+                    tracing::warn!(
+                        upstream = %pool.name,
+                        target = %pool.targets[target].authority,
+                        request_id = %ctx.request_id,
+                        error = %error_chain(&err),
+                        "upstream connect failed; target out of rotation",
+                    );
+                }
+                Ok(Err(err)) => {
+                    if is_body_too_large(&err) {
+                        return Err(Rejection::body_too_large(gateway.max_body_bytes));
+                    }
+                    self.upstream_error(pool, "other");
+                    tracing::warn!(
+                        upstream = %pool.name,
+                        request_id = %ctx.request_id,
+                        error = %error_chain(&err),
+                        "upstream request failed",
+                    );
+                    return Err(Rejection::bad_gateway());
+                }
+                Err(_) => {
+                    self.upstream_error(pool, "timeout");
+                    tracing::warn!(upstream = %pool.name, request_id = %ctx.request_id, "upstream timed out");
+                    return Err(Rejection::gateway_timeout());
+                }
+            }
+        }
+        Err(Rejection::bad_gateway())
+    }
+
+    fn upstream_error(&self, pool: &UpstreamPool, kind: &'static str) {
+        self.metrics
+            .upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                upstream: Name(Arc::clone(&pool.name)),
+                kind,
+            })
+            .inc();
+    }
+
+    fn count(&self, snapshot: &Snapshot, outcome: &Outcome, start: Instant) {
+        let route = Name(match outcome.route {
+            Some(r) => Arc::clone(&snapshot.route_names[r]),
+            None => Arc::clone(&snapshot.no_route),
+        });
+        self.metrics
+            .request_duration
+            .get_or_create(&RouteLabels {
+                route: route.clone(),
+            })
+            .observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route,
+                status: outcome.status.as_u16(),
+                decision: outcome.decision.as_str(),
+            })
+            .inc();
+    }
+}
+
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(err) = source {
+        text.push_str(": ");
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    text
+}
+
+fn security_headers(headers: &mut http::HeaderMap, snapshot: &Snapshot, ctx: &RequestCtx) {
+    headers.insert(X_CONTENT_TYPE_OPTIONS.clone(), NOSNIFF.clone());
+    if ctx.tls {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, snapshot.hsts.clone());
+    }
+    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(X_REQUEST_ID.clone(), id);
+    }
+}
+
+fn respond_upstream(
+    upstream: Response<Incoming>,
+    snapshot: &Snapshot,
+    ctx: &RequestCtx,
+    on_end: Option<Box<dyn OnResponseEnd>>,
+) -> Response<ResponseBody> {
+    let (mut parts, body) = upstream.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    parts.headers.remove(header::SERVER);
+    parts.headers.remove(&X_POWERED_BY);
+    security_headers(&mut parts.headers, snapshot, ctx);
+    parts.version = Version::HTTP_11;
+    Response::from_parts(parts, ResponseBody::upstream(body, on_end))
+}
+
+/// Renders a rejection in the one JSON error shape.
+pub(crate) fn respond_rejection(
+    rejection: &Rejection,
+    snapshot: &Snapshot,
+    ctx: &RequestCtx,
+    on_end: Option<Box<dyn OnResponseEnd>>,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::full(rejection.body(&ctx.request_id), on_end));
+    *response.status_mut() = rejection.status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, JSON.clone());
+    headers.insert(header::CACHE_CONTROL, NO_STORE.clone());
+    for (name, value) in &rejection.headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    security_headers(headers, snapshot, ctx);
+    response
+}

@@ -1,0 +1,341 @@
+//! Header rules: hop-by-hop stripping, forwarding headers, client address, request ids.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use ipnet::IpNet;
+
+/// `X-Request-Id`.
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// `X-Forwarded-For`.
+pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Proto`.
+pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Powered-By`.
+pub static X_POWERED_BY: HeaderName = HeaderName::from_static("x-powered-by");
+/// `X-Content-Type-Options`.
+pub static X_CONTENT_TYPE_OPTIONS: HeaderName = HeaderName::from_static("x-content-type-options");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and every header the
+/// `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if let Some(connection) = headers.get(header::CONNECTION) {
+        let named: Vec<HeaderName> = connection
+            .to_str()
+            .unwrap_or("")
+            .split(',')
+            .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+        &header::PROXY_AUTHORIZATION,
+        &header::PROXY_AUTHENTICATE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {
+    proxies.iter().any(|net| net.contains(&ip))
+}
+
+/// Parses one `X-Forwarded-For` element or `Forwarded` `for=` value: an IP, optionally with a
+/// port, brackets or quotes.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    let text = text.trim().trim_matches('"');
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Some(canonical(addr.ip()));
+    }
+    let inner = text.strip_prefix('[')?.split(']').next()?;
+    inner.parse::<IpAddr>().ok().map(canonical)
+}
+
+/// The client's address. Forwarding headers are believed only when the peer is a trusted
+/// proxy; then the chain is walked from the right, skipping trusted hops, and the first
+/// untrusted address is the client. A malformed element stops the walk at the last address
+/// that could be established.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    if proxies.is_empty() || !trusted(peer, proxies) {
+        return peer;
+    }
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all(&X_FORWARDED_FOR) {
+        let Ok(value) = value.to_str() else {
+            return peer;
+        };
+        hops.extend(value.split(','));
+    }
+    if hops.is_empty() {
+        for value in headers.get_all(header::FORWARDED) {
+            let Ok(value) = value.to_str() else {
+                return peer;
+            };
+            for element in value.split(',') {
+                if let Some(node) = element.split(';').find_map(|pair| {
+                    pair.trim()
+                        .strip_prefix("for=")
+                        .or_else(|| pair.trim().strip_prefix("For="))
+                }) {
+                    hops.push(node);
+                }
+            }
+        }
+    }
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match parse_node(hop) {
+            Some(ip) => {
+                client = ip;
+                if !trusted(ip, proxies) {
+                    return ip;
+                }
+            }
+            None => return client,
+        }
+    }
+    client
+}
+
+/// Sets the forwarding headers sent upstream. From a trusted proxy the existing chain is
+/// extended; from anyone else it is replaced, so an upstream never sees a client-forged hop.
+pub fn set_forwarding(
+    headers: &mut HeaderMap,
+    peer: IpAddr,
+    tls: bool,
+    host: Option<&str>,
+    peer_trusted: bool,
+) {
+    let peer = canonical(peer);
+    let proto = if tls { "https" } else { "http" };
+
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(existing) if peer_trusted && headers.get_all(&X_FORWARDED_FOR).iter().count() == 1 => {
+            format!("{existing}, {peer}")
+        }
+        _ => peer.to_string(),
+    };
+    headers.remove(&X_FORWARDED_FOR);
+    if let Ok(value) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+
+    let node = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(host) = host.filter(|h| {
+        h.bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+    }) {
+        element.push_str(";host=\"");
+        element.push_str(host);
+        element.push('"');
+    }
+    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
+        Some(existing)
+            if peer_trusted && headers.get_all(header::FORWARDED).iter().count() == 1 =>
+        {
+            format!("{existing}, {element}")
+        }
+        _ => element,
+    };
+    headers.remove(header::FORWARDED);
+    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        headers.insert(header::FORWARDED, value);
+    }
+
+    if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
+        headers.insert(
+            X_FORWARDED_PROTO.clone(),
+            HeaderValue::from_static(if tls { "https" } else { "http" }),
+        );
+    }
+}
+
+/// Whether a peer is a trusted proxy.
+pub fn is_trusted_peer(peer: IpAddr, proxies: &[IpNet]) -> bool {
+    !proxies.is_empty() && trusted(canonical(peer), proxies)
+}
+
+/// A client-supplied request id, when it is safe to keep: 1 to 128 characters of letters,
+/// digits and `-_.:`.
+pub fn client_request_id(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(&X_REQUEST_ID)?.to_str().ok()?;
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then(|| value.to_owned())
+}
+
+/// Bytes of the request head as a client sent it (request line and header fields), for the
+/// `max_header_bytes` bound.
+pub fn head_size(method: &http::Method, uri: &http::Uri, headers: &HeaderMap) -> usize {
+    let line = method.as_str().len() + uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + 11;
+    headers.iter().fold(line, |total, (name, value)| {
+        total + name.as_str().len() + value.len() + 4
+    })
+}
+
+/// The request's host without port, from the URI (HTTP/2, absolute-form) or `Host`.
+pub fn request_host<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Option<&'a str> {
+    if let Some(host) = uri.host() {
+        return Some(host.trim_start_matches('[').trim_end_matches(']'));
+    }
+    let value = headers.get(header::HOST)?.to_str().ok()?;
+    let host = if let Some(rest) = value.strip_prefix('[') {
+        rest.split(']').next()?
+    } else {
+        value.rsplit_once(':').map_or(value, |(h, _)| h)
+    };
+    Some(host)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn client_ip_trusts_only_trusted_peers() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let forged = map(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(
+            client_ip("192.0.2.9".parse().unwrap(), &forged, &proxies),
+            "192.0.2.9".parse::<IpAddr>().unwrap()
+        );
+        let chain = map(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.1.1.1")]);
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &chain, &proxies),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+        let split = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-for", "198.51.100.8"),
+        ]);
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &split, &proxies),
+            "198.51.100.8".parse::<IpAddr>().unwrap()
+        );
+        let garbage = map(&[("x-forwarded-for", "nonsense, 10.2.2.2")]);
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &garbage, &proxies),
+            "10.2.2.2".parse::<IpAddr>().unwrap()
+        );
+        let forwarded = map(&[(
+            "forwarded",
+            "for=\"[2001:db8::1]:4711\";proto=https, for=10.9.9.9",
+        )]);
+        assert_eq!(
+            client_ip("10.0.0.1".parse().unwrap(), &forwarded, &proxies),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(
+            client_ip("::ffff:10.0.0.1".parse().unwrap(), &chain, &proxies),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn forwarding_is_replaced_for_untrusted_and_extended_for_trusted() {
+        let mut headers = map(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        set_forwarding(
+            &mut headers,
+            "192.0.2.9".parse().unwrap(),
+            true,
+            Some("api.example.com"),
+            false,
+        );
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(
+            headers["forwarded"],
+            "for=192.0.2.9;proto=https;host=\"api.example.com\""
+        );
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        let mut headers = map(&[("x-forwarded-for", "1.2.3.4")]);
+        set_forwarding(&mut headers, "10.0.0.1".parse().unwrap(), false, None, true);
+        assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_go() {
+        let mut headers = map(&[
+            ("connection", "close, x-secret-hop"),
+            ("x-secret-hop", "1"),
+            ("keep-alive", "timeout=5"),
+            ("upgrade", "websocket"),
+            ("te", "trailers"),
+            ("x-kept", "yes"),
+        ]);
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["x-kept"], "yes");
+    }
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(
+            client_request_id(&map(&[("x-request-id", "abc-123")])),
+            Some("abc-123".into())
+        );
+        assert_eq!(client_request_id(&map(&[("x-request-id", "a b")])), None);
+        assert_eq!(
+            client_request_id(&map(&[("x-request-id", &"a".repeat(129))])),
+            None
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        let uri: http::Uri = "/x".parse().unwrap();
+        assert_eq!(
+            request_host(&uri, &map(&[("host", "api.example.com:8080")])),
+            Some("api.example.com")
+        );
+        assert_eq!(
+            request_host(&uri, &map(&[("host", "[::1]:8080")])),
+            Some("::1")
+        );
+        let abs: http::Uri = "https://h2.example.com/x".parse().unwrap();
+        assert_eq!(
+            request_host(&abs, &HeaderMap::new()),
+            Some("h2.example.com")
+        );
+    }
+}

@@ -1,0 +1,179 @@
+//! Prometheus metrics of the data plane.
+//!
+//! Label values come only from config (route and upstream names) and from small closed sets
+//! (status codes, decisions, error kinds), so cardinality is bounded: no label carries a
+//! client address, a path or a key.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// A label value from config (a route or upstream name), shared rather than copied per
+/// request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Name(pub Arc<str>);
+
+impl EncodeLabelValue for Name {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&&*self.0, encoder)
+    }
+}
+
+/// Labels of a finished request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Route name, or `""` when no route matched.
+    pub route: Name,
+    /// HTTP status.
+    pub status: u16,
+    /// `allow`, `monitor` or `reject`.
+    pub decision: &'static str,
+}
+
+/// Labels of a per-route histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// Route name, or `""` when no route matched.
+    pub route: Name,
+}
+
+/// Labels of an upstream error.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Upstream name.
+    pub upstream: Name,
+    /// `connect`, `timeout` or `other`.
+    pub kind: &'static str,
+}
+
+/// Labels of a listener.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+/// Labels of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `error`.
+    pub result: &'static str,
+}
+
+/// Every metric of the gateway, registered once at start; they outlive config reloads.
+pub struct Metrics {
+    /// The registry `/metrics` encodes.
+    pub registry: Registry,
+    /// Requests by route, status and decision.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time from request head to response head, by route.
+    pub request_duration: Family<RouteLabels, Histogram>,
+    /// Time the upstream took to answer, by route.
+    pub upstream_duration: Family<RouteLabels, Histogram>,
+    /// Upstream failures by upstream and kind.
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    /// Open client connections by scheme.
+    pub connections: Family<ListenerLabels, Gauge>,
+    /// Config reloads by result.
+    pub reloads: Family<ResultLabels, Counter>,
+    /// Access log lines dropped because the writer fell behind.
+    pub access_log_dropped: Counter,
+    /// Connections closed for sending no complete request head in time.
+    pub header_timeouts: Counter,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]
+    .into_iter()
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("portcullis");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests by route, status and decision",
+            requests.clone(),
+        );
+        let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head",
+            request_duration.clone(),
+        );
+        let upstream_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "upstream_duration_seconds",
+            "Time the upstream took to send its response head",
+            upstream_duration.clone(),
+        );
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        registry.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            upstream_errors.clone(),
+        );
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "connections_active",
+            "Open client connections",
+            connections.clone(),
+        );
+        let reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads by result",
+            reloads.clone(),
+        );
+        let access_log_dropped = Counter::default();
+        registry.register(
+            "access_log_dropped",
+            "Access log lines dropped because the writer fell behind",
+            access_log_dropped.clone(),
+        );
+        let header_timeouts = Counter::default();
+        registry.register(
+            "request_header_timeouts",
+            "Connections closed for not sending a complete request head in time",
+            header_timeouts.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_duration,
+            upstream_duration,
+            upstream_errors,
+            connections,
+            reloads,
+            access_log_dropped,
+            header_timeouts,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,455 @@
+//! Listeners and connections: plain and TLS accept loops, HTTP/1.1 and HTTP/2, slow-client
+//! defences and graceful shutdown.
+//!
+//! - Plain listeners tell HTTP/2 (prior knowledge) from HTTP/1.1 by the first bytes; TLS
+//!   listeners by ALPN. Both the sniff and the TLS handshake are bounded by
+//!   `request_header_timeout`, so a client that connects and sends nothing holds nothing.
+//! - HTTP/1.1 request heads are bounded by `request_header_timeout` too (hyper's header read
+//!   timer). When it fires on a connection that had started sending a request, the client gets
+//!   a 408 in the JSON error shape; an idle keep-alive connection is just closed.
+//! - Shutdown stops the accept loops, asks every connection to finish its in-flight requests,
+//!   and waits up to `drain_timeout`.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes};
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use portcullis_core::rejection::error_body;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+
+use crate::gateway::Gateway;
+use crate::handler::ConnInfo;
+use crate::metrics::ListenerLabels;
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A bound listening socket.
+#[derive(Debug)]
+pub struct Listener {
+    /// The socket.
+    pub socket: TcpListener,
+    /// Whether connections on it are TLS.
+    pub tls: bool,
+}
+
+impl Listener {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+}
+
+/// Binds every data-plane listener of the current config.
+pub async fn bind(gateway: &Gateway) -> io::Result<Vec<Listener>> {
+    let snapshot = gateway.snapshot();
+    let mut listeners = Vec::new();
+    for addr in &snapshot.config.gateway.listen {
+        let socket = TcpListener::bind(addr)
+            .await
+            .map_err(|err| io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}")))?;
+        listeners.push(Listener { socket, tls: false });
+    }
+    if let Some(tls) = &snapshot.config.gateway.tls {
+        for addr in &tls.listen {
+            let socket = TcpListener::bind(addr).await.map_err(|err| {
+                io::Error::new(err.kind(), format!("cannot listen on {addr}: {err}"))
+            })?;
+            listeners.push(Listener { socket, tls: true });
+        }
+    }
+    Ok(listeners)
+}
+
+/// Serves the listeners until `shutdown` resolves, then drains.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listeners: Vec<Listener>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let graceful = Arc::new(GracefulShutdown::new());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut loops = Vec::new();
+    for listener in listeners {
+        let gateway = Arc::clone(&gateway);
+        let stop = stop_rx.clone();
+        loops.push(tokio::spawn(accept_loop(
+            gateway,
+            listener,
+            Arc::clone(&graceful),
+            stop,
+        )));
+    }
+    shutdown.await;
+    gateway.start_draining();
+    let _ = stop_tx.send(true);
+    for accept in loops {
+        let _ = accept.await;
+    }
+    let drain = gateway.snapshot().config.gateway.drain_timeout;
+    tracing::info!(drain_timeout = ?drain, "stopped accepting; draining in-flight requests");
+    // The accept loops have ended, so this is the last reference.
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return;
+    };
+    match tokio::time::timeout(drain, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections closed"),
+        Err(_) => tracing::warn!("drain timeout reached; closing the remaining connections"),
+    }
+}
+
+async fn accept_loop(
+    gateway: Arc<Gateway>,
+    listener: Listener,
+    graceful: Arc<GracefulShutdown>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.socket.accept() => accepted,
+            _ = stop.changed() => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let gateway = Arc::clone(&gateway);
+                let watcher = graceful.watcher();
+                let tls = listener.tls;
+                tokio::spawn(
+                    async move { serve_connection(gateway, stream, peer, tls, watcher).await },
+                );
+            }
+            Err(err) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+struct ConnectionGauge(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+async fn serve_connection(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    watcher: Watcher,
+) {
+    let _ = stream.set_nodelay(true);
+    let gauge = gateway
+        .metrics
+        .connections
+        .get_or_create(&ListenerLabels {
+            scheme: if tls { "https" } else { "http" },
+        })
+        .clone();
+    gauge.inc();
+    let _gauge = ConnectionGauge(gauge);
+    let snapshot = gateway.snapshot();
+    let header_timeout = snapshot.config.gateway.request_header_timeout;
+    let info = ConnInfo { peer, tls };
+
+    if tls {
+        let Some(server_config) = snapshot.tls.clone() else {
+            return;
+        };
+        drop(snapshot);
+        let accepted = tokio::time::timeout(
+            header_timeout,
+            TlsAcceptor::from(server_config).accept(stream),
+        )
+        .await;
+        let stream = match accepted {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => {
+                tracing::debug!(%peer, error = %err, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        };
+        let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = ConnIo::new(stream, Bytes::new());
+        if h2 {
+            serve_h2(gateway, io, info, watcher).await;
+        } else {
+            serve_h1(gateway, io, info, watcher).await;
+        }
+        return;
+    }
+    drop(snapshot);
+    let mut stream = stream;
+    let mut sniffed = Vec::with_capacity(H2_PREFACE.len());
+    match tokio::time::timeout(header_timeout, sniff(&mut stream, &mut sniffed)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return,
+        Err(_) => {
+            gateway.metrics.header_timeouts.inc();
+            // A 408 goes out only when part of a request arrived.
+            write_408(
+                &gateway,
+                ConnIo::new(stream, Bytes::from(sniffed)).into_slot(),
+            )
+            .await;
+            return;
+        }
+    }
+    let prefix = Bytes::from(sniffed);
+    let h2 = prefix.starts_with(H2_PREFACE);
+    let io = ConnIo::new(stream, prefix);
+    if h2 {
+        serve_h2(gateway, io, info, watcher).await;
+    } else {
+        serve_h1(gateway, io, info, watcher).await;
+    }
+}
+
+/// Reads until the first bytes tell HTTP/2 prior knowledge from HTTP/1.x.
+async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    loop {
+        let mut chunk = [0u8; 24];
+        let wanted = H2_PREFACE.len() - buf.len();
+        let n = stream.read(&mut chunk[..wanted]).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if buf.len() == H2_PREFACE.len() || !H2_PREFACE.starts_with(buf) {
+            return Ok(());
+        }
+    }
+}
+
+fn http1_builder(gateway: &Gateway) -> http1::Builder {
+    let snapshot = gateway.snapshot();
+    let config = &snapshot.config.gateway;
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.request_header_timeout)
+        // hyper refuses heads past its read buffer with a bare 431; keep the buffer a little
+        // larger than the bound so the gateway's own check (JSON 431) sees most oversize heads.
+        .max_buf_size((config.max_header_bytes + 4096).max(8192))
+        .keep_alive(true);
+    builder
+}
+
+async fn serve_h1<S>(gateway: Arc<Gateway>, io: ConnIo<S>, info: ConnInfo, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let slot = Arc::clone(&io.state);
+    let service_gateway = Arc::clone(&gateway);
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&service_gateway);
+        async move { Ok::<_, Infallible>(gateway.handle(request, info).await) }
+    });
+    let connection = http1_builder(&gateway).serve_connection(TokioIo::new(io), service);
+    let result = watcher.watch(connection).await;
+    if let Err(err) = result {
+        if err.is_timeout() {
+            gateway.metrics.header_timeouts.inc();
+            write_408(&gateway, slot).await;
+        } else {
+            tracing::debug!(peer = %info.peer, error = %err, "HTTP/1 connection error");
+        }
+    }
+}
+
+async fn serve_h2<S>(gateway: Arc<Gateway>, io: ConnIo<S>, info: ConnInfo, watcher: Watcher)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let snapshot = gateway.snapshot();
+    let max_header = u32::try_from(snapshot.config.gateway.max_header_bytes).unwrap_or(u32::MAX);
+    drop(snapshot);
+    let service_gateway = Arc::clone(&gateway);
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&service_gateway);
+        async move { Ok::<_, Infallible>(gateway.handle(request, info).await) }
+    });
+    let mut builder = http2::Builder::new(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .max_header_list_size(max_header)
+        .max_concurrent_streams(256)
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!(peer = %info.peer, error = %err, "HTTP/2 connection error");
+    }
+}
+
+/// Answers a client that did not send its request head in time, when it had started one.
+async fn write_408<S>(gateway: &Gateway, slot: Arc<Mutex<IoState<S>>>)
+where
+    S: AsyncWrite + Unpin,
+{
+    let taken = slot.lock().ok().and_then(|mut state| {
+        let partial = state.read_since_write > 0;
+        state.stream.take().filter(|_| partial)
+    });
+    let Some(mut stream) = taken else { return };
+    let body = error_body(
+        "request_timeout",
+        "the request was not received in time",
+        &gateway.next_request_id(),
+    );
+    let head = format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let write = async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+/// The stream of a connection, shared so that it can be taken back after hyper gives up on
+/// the connection (to write a 408).
+struct IoState<S> {
+    stream: Option<S>,
+    /// Bytes received since the last byte sent: non-zero means a request had started.
+    read_since_write: usize,
+}
+
+/// A connection's I/O: replays the sniffed prefix, then reads the stream; tracks whether a
+/// request has started; gives the stream back to [`IoState`] when dropped.
+struct ConnIo<S> {
+    stream: Option<S>,
+    prefix: Bytes,
+    read_since_write: usize,
+    state: Arc<Mutex<IoState<S>>>,
+}
+
+impl<S> ConnIo<S> {
+    fn new(stream: S, prefix: Bytes) -> Self {
+        let read_since_write = prefix.len();
+        Self {
+            stream: Some(stream),
+            prefix,
+            read_since_write,
+            state: Arc::new(Mutex::new(IoState {
+                stream: None,
+                read_since_write: 0,
+            })),
+        }
+    }
+
+    fn into_slot(self) -> Arc<Mutex<IoState<S>>> {
+        Arc::clone(&self.state)
+    }
+}
+
+impl<S> Drop for ConnIo<S> {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.state.lock() {
+            state.stream = self.stream.take();
+            state.read_since_write = self.read_since_write;
+        }
+    }
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "connection already released")
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let before = buf.filled().len();
+        let polled = Pin::new(stream).poll_read(cx, buf);
+        this.read_since_write += buf.filled().len() - before;
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let polled = Pin::new(stream).poll_write(cx, data);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.read_since_write = 0;
+        }
+        polled
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let Some(stream) = this.stream.as_mut() else {
+            return Poll::Ready(Err(gone()));
+        };
+        let polled = Pin::new(stream).poll_write_vectored(cx, bufs);
+        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
+            this.read_since_write = 0;
+        }
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream
+            .as_ref()
+            .is_some_and(AsyncWrite::is_write_vectored)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream.as_mut() {
+            Some(stream) => Pin::new(stream).poll_flush(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.stream.as_mut() {
+            Some(stream) => Pin::new(stream).poll_shutdown(cx),
+            None => Poll::Ready(Err(gone())),
+        }
+    }
+}

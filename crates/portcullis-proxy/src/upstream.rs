@@ -1,0 +1,182 @@
+//! Upstream pools: targets chosen round robin, pooled keep-alive connections, and passive
+//! health (a target that refuses connections is taken out of rotation for `fail_timeout`).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::uri::{Authority, Scheme};
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use portcullis_config::{ConfigError, Upstream};
+
+use crate::body::RequestBody;
+
+/// The HTTP client type of every upstream.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+
+/// One target and its health.
+#[derive(Debug)]
+pub struct TargetState {
+    /// `host:port`, as sent in the URI.
+    pub authority: Authority,
+    /// Milliseconds since the pool's epoch until which the target is out of rotation.
+    down_until_ms: AtomicU64,
+}
+
+/// A named group of targets and its connection pool.
+pub struct UpstreamPool {
+    /// Name, for logs and metrics.
+    pub name: Arc<str>,
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// Targets.
+    pub targets: Vec<TargetState>,
+    /// Response-head timeout.
+    pub timeout: Duration,
+    /// Forward the client's `Host`.
+    pub preserve_host: bool,
+    /// The pooled client.
+    pub client: UpstreamClient,
+    next: AtomicUsize,
+    fail_timeout: Duration,
+    epoch: Instant,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool")
+            .field("name", &self.name)
+            .field("targets", &self.targets)
+            .finish()
+    }
+}
+
+impl UpstreamPool {
+    /// Builds the pool for an upstream; `index` is its position in the config (for errors).
+    pub fn new(config: &Upstream, index: usize) -> Result<Self, ConfigError> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        let (scheme, connector) = match &config.tls {
+            None => (
+                Scheme::HTTP,
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(
+                        // Never used for plain upstreams: the URI scheme is http.
+                        rustls::ClientConfig::builder_with_provider(Arc::new(
+                            rustls::crypto::ring::default_provider(),
+                        ))
+                        .with_safe_default_protocol_versions()
+                        .map_err(|err| ConfigError {
+                            path: format!("upstream[{index}]"),
+                            message: format!("TLS setup failed: {err}"),
+                        })?
+                        .with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth(),
+                    )
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(http),
+            ),
+            Some(tls) => {
+                let client_config =
+                    crate::tls::upstream_client_config(tls, &format!("upstream[{index}].tls.ca"))?;
+                let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(client_config)
+                    .https_only();
+                let builder = match &tls.server_name {
+                    Some(name) => {
+                        let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(
+                            |err| ConfigError {
+                                path: format!("upstream[{index}].tls.server_name"),
+                                message: format!("\"{name}\": {err}"),
+                            },
+                        )?;
+                        builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+                    }
+                    None => builder,
+                };
+                (Scheme::HTTPS, builder.enable_http1().wrap_connector(http))
+            }
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .timer(TokioTimer::new())
+            .pool_idle_timeout(config.idle_timeout)
+            .pool_max_idle_per_host(config.max_idle_per_target)
+            .build(connector);
+        let targets = config
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(t, target)| {
+                let authority =
+                    target
+                        .to_string()
+                        .parse::<Authority>()
+                        .map_err(|err| ConfigError {
+                            path: format!("upstream[{index}].targets[{t}]"),
+                            message: format!("\"{target}\" is not a valid authority: {err}"),
+                        })?;
+                Ok(TargetState {
+                    authority,
+                    down_until_ms: AtomicU64::new(0),
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Self {
+            name: Arc::from(config.name.as_str()),
+            scheme,
+            targets,
+            timeout: config.timeout,
+            preserve_host: config.preserve_host,
+            client,
+            next: AtomicUsize::new(0),
+            fail_timeout: config.fail_timeout,
+            epoch: Instant::now(),
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The next target in rotation that is not marked down; when every target is down, the
+    /// next one anyway (so a recovered target is found without waiting for the timeout).
+    pub fn pick(&self) -> usize {
+        let count = self.targets.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        if count == 1 {
+            return 0;
+        }
+        let now = self.now_ms();
+        for offset in 0..count {
+            let index = (start + offset) % count;
+            if self.targets[index].down_until_ms.load(Ordering::Relaxed) <= now {
+                return index;
+            }
+        }
+        start % count
+    }
+
+    /// Takes a target out of rotation for `fail_timeout`.
+    pub fn mark_failed(&self, index: usize) {
+        if let Some(target) = self.targets.get(index) {
+            let until = self
+                .now_ms()
+                .saturating_add(u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX));
+            target.down_until_ms.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether a target is currently out of rotation.
+    pub fn is_down(&self, index: usize) -> bool {
+        self.targets
+            .get(index)
+            .is_some_and(|t| t.down_until_ms.load(Ordering::Relaxed) > self.now_ms())
+    }
+}

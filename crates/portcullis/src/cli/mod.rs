@@ -1,0 +1,66 @@
+//! Subcommands.
+
+mod check;
+mod demo;
+mod quickstart;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Portcullis: an API security gateway.
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway and a built-in demo API on an embedded default config.
+    Quickstart(quickstart::Args),
+    /// Run the gateway (data plane and admin listener) from a config file.
+    Serve {
+        /// Config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Validate a config file: print every error with its place, exit 1 if there are any.
+    Check {
+        /// Config file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// Logs go to stderr (stdout carries the access log); `PORTCULLIS_LOG` sets the filter.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTCULLIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs a subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check { config } => Ok(check::run(&config)),
+        Command::Serve { config } => serve::run(&config),
+        Command::Quickstart(args) => quickstart::run(args),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("portcullis")
+        .build()
+        .context("cannot start the async runtime")
+}

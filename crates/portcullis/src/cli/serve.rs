@@ -1,0 +1,127 @@
+//! `portcullis serve -c FILE`, and the gateway run loop shared with `quickstart`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use portcullis_config::Config;
+use portcullis_proxy::Gateway;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+/// Runs the gateway from a config file until SIGTERM or Ctrl-C.
+pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors.0 {
+                eprintln!("{}: {error}", path.display());
+            }
+            bail!(
+                "{}: {} error(s); not starting",
+                path.display(),
+                errors.0.len()
+            );
+        }
+    };
+    super::runtime()?.block_on(run_gateway(config, Some(path.to_path_buf()), |_| {}))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The addresses a running gateway listens on.
+#[derive(Debug, Clone)]
+pub struct Bound {
+    /// Data-plane URLs.
+    pub urls: Vec<String>,
+    /// Admin URL.
+    pub admin: String,
+}
+
+/// Binds, serves, reloads on SIGHUP, drains on SIGTERM/SIGINT. `on_ready` runs once every
+/// socket is bound.
+pub async fn run_gateway(
+    config: Config,
+    path: Option<PathBuf>,
+    on_ready: impl FnOnce(&Bound),
+) -> anyhow::Result<()> {
+    let admin_addr = config.admin.listen;
+    let gateway = Gateway::new(config, path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let listeners = portcullis_proxy::bind(&gateway).await?;
+    let admin = TcpListener::bind(admin_addr)
+        .await
+        .with_context(|| format!("cannot listen on {admin_addr} (admin)"))?;
+
+    let mut urls = Vec::new();
+    for listener in &listeners {
+        let addr = listener.local_addr()?;
+        urls.push(format!(
+            "{}://{addr}",
+            if listener.tls { "https" } else { "http" }
+        ));
+    }
+    let bound = Bound {
+        urls,
+        admin: format!("http://{}", admin.local_addr()?),
+    };
+    for url in &bound.urls {
+        eprintln!("portcullis: listening on {url}");
+    }
+    eprintln!("portcullis: admin on {}", bound.admin);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let signals = tokio::spawn(handle_signals(Arc::clone(&gateway), stop_tx));
+    let admin_stop = wait_for(stop_rx.clone());
+    let admin_task = tokio::spawn(portcullis_admin::serve(
+        admin,
+        Arc::clone(&gateway),
+        admin_stop,
+    ));
+    on_ready(&bound);
+    portcullis_proxy::serve(Arc::clone(&gateway), listeners, wait_for(stop_rx)).await;
+    signals.abort();
+    let _ = admin_task.await;
+    eprintln!("portcullis: stopped");
+    Ok(())
+}
+
+async fn wait_for(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn handle_signals(gateway: Arc<Gateway>, stop: watch::Sender<bool>) {
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let gateway = Arc::clone(&gateway);
+                match tokio::task::spawn_blocking(move || gateway.reload()).await {
+                    Ok(Ok(summary)) => tracing::info!(%summary, "config reloaded (SIGHUP)"),
+                    Ok(Err(portcullis_proxy::ReloadError::Invalid(errors))) => {
+                        for error in &errors.0 {
+                            tracing::error!(%error, "reload refused; the running config keeps serving");
+                        }
+                    }
+                    Ok(Err(err)) => tracing::error!(error = %err, "reload refused"),
+                    Err(err) => tracing::error!(error = %err, "reload failed"),
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+}
