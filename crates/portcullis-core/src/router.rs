@@ -245,6 +245,15 @@ fn decode_path(path: &str) -> Result<Vec<Cow<'_, str>>, Rejection> {
     if rest.is_empty() {
         return Ok(Vec::new());
     }
+    // RFC 3986: anything outside visible ASCII must arrive percent-encoded. Raw bytes past
+    // 0x7E are read differently by different servers (Latin-1, UTF-8, rejected), which is
+    // exactly the kind of disagreement that lets a path slip past a rule.
+    if !path.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Rejection::bad_request(
+            "bad_path",
+            "the request path has characters that must be percent-encoded",
+        ));
+    }
     let mut segments = Vec::with_capacity(8);
     for raw in rest.split('/') {
         let decoded: Cow<'_, str> = if raw.contains('%') {

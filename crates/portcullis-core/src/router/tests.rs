@@ -114,6 +114,8 @@ fn ambiguous_paths_are_refused() {
         "/public/%00",
         "/public/%ff",
         "/public/%C0%AE%C0%AE/admin",
+        "/public/café",
+        "/public/a b",
         "relative",
     ] {
         match r.route(None, &Method::GET, path) {

@@ -1,0 +1,251 @@
+//! The binary: `check`, `serve` with signals, `quickstart`.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Reads stderr lines until the admin address is printed; returns (gateway URL, admin URL).
+fn wait_ready(child: &mut Child) -> (String, String) {
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = BufReader::new(stderr);
+    let mut gateway = String::new();
+    let mut line = String::new();
+    for _ in 0..200 {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("process exited before it was ready");
+        }
+        if let Some(url) = line.trim().strip_prefix("portcullis: listening on ") {
+            gateway = url.to_owned();
+        }
+        if let Some(url) = line.trim().strip_prefix("portcullis: admin on ") {
+            let admin = url.to_owned();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (gateway, admin);
+        }
+    }
+    panic!("no ready line");
+}
+
+#[test]
+fn check_reports_every_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[gateway]\nlisten = [\"x\"]\nmystery = 1\n[[upstream]]\nname = \"orders\"\ntargets = [\"127.0.0.1:3000\"]\n[[route]]\nname = \"r\"\npath = \"/o\"\nupstream = \"ordrs\"\nauth = [\"none\"]\n[gateway.tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"missing.pem\"\nkey = \"missing-key.pem\"\n",
+    )
+    .unwrap();
+    let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for want in [
+        "gateway.mystery: unknown key",
+        "gateway.listen[0]: \"x\" is not an address",
+        "route[0].upstream: no upstream named \"ordrs\" (known: orders)",
+        "gateway.tls.cert: cannot read",
+        "gateway.tls.key: cannot read",
+        "5 error(s)",
+    ] {
+        assert!(stderr.contains(want), "missing {want:?} in:\n{stderr}");
+    }
+
+    // PEM that is not a certificate is caught too.
+    std::fs::write(dir.path().join("missing.pem"), "not pem").unwrap();
+    std::fs::write(dir.path().join("missing-key.pem"), "not pem").unwrap();
+    let fixed = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("[\"x\"]", "[\"127.0.0.1:8080\"]")
+        .replace("mystery = 1\n", "")
+        .replace("ordrs", "orders");
+    std::fs::write(&path, fixed).unwrap();
+    let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("gateway.tls.cert: ") && stderr.contains("holds no certificate"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("gateway.tls.key: ") && stderr.contains("holds no PEM private key"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_accepts_the_examples() {
+    // Examples refer to certificates under tls/, which are not committed: make some.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    std::fs::create_dir(dir.path().join("tls")).unwrap();
+    std::fs::write(dir.path().join("tls/cert.pem"), &pki.leaf_pem).unwrap();
+    std::fs::write(dir.path().join("tls/key.pem"), &pki.leaf_key_pem).unwrap();
+    std::fs::write(dir.path().join("tls/upstream-ca.pem"), &pki.ca_pem).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let original = entry.unwrap().path();
+        if original.extension().is_some_and(|e| e == "toml") {
+            let path = dir.path().join(original.file_name().unwrap());
+            std::fs::copy(&original, &path).unwrap();
+            let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(String::from_utf8_lossy(&output.stdout).contains(": ok: "));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "expected at least two examples");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
+    let a = Upstream::start("a").await;
+    let b = Upstream::start("b").await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    let ups = [
+        upstream_block("a", &[a.addr], ""),
+        upstream_block("b", &[b.addr], ""),
+    ]
+    .concat();
+    let head = "[gateway]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = \"off\"\n";
+    std::fs::write(
+        &path,
+        format!("{head}{ups}{}", route_block("r", "/", "a", "")),
+    )
+    .unwrap();
+    let mut child = bin()
+        .arg("serve")
+        .arg("-c")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (gateway, _admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
+    let c = client();
+    let echo: Value = c
+        .get(format!("{gateway}/x"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["upstream"], "a");
+
+    std::fs::write(
+        &path,
+        format!("{head}{ups}{}", route_block("r", "/", "b", "")),
+    )
+    .unwrap();
+    signal(&child, libc::SIGHUP);
+    let mut switched = false;
+    for _ in 0..100 {
+        let echo: Value = c
+            .get(format!("{gateway}/x"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if echo["upstream"] == "b" {
+            switched = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(switched, "SIGHUP reload did not take effect");
+
+    // An in-flight request survives SIGTERM; the process exits 0.
+    let url = format!("{gateway}/slow/600");
+    let in_flight =
+        tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&child, libc::SIGTERM);
+    assert_eq!(in_flight.await.unwrap().unwrap(), 200);
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[tokio::test]
+async fn serve_refuses_an_invalid_config_with_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gw.toml");
+    std::fs::write(
+        &path,
+        "[[route]]\nname = \"r\"\npath = \"/\"\nupstream = \"nowhere\"\nauth = [\"none\"]\n",
+    )
+    .unwrap();
+    let output = bin().arg("serve").arg("-c").arg(&path).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("route[0].upstream: no upstream named \"nowhere\""),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
+    let mut child = bin()
+        .args([
+            "quickstart",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (gateway, admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
+    let c = client();
+    let response = c.get(format!("{gateway}/orders/1")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("server"));
+    assert!(!response.headers().contains_key("x-powered-by"));
+    let order: Value = response.json().await.unwrap();
+    assert_eq!(order["id"], 1);
+    let response = c.get(format!("{gateway}/admin")).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(error_code(&response.text().await.unwrap()), "not_found");
+    let response = c.get(format!("{admin}/healthz")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+
+    signal(&child, libc::SIGINT);
+    let output = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("curl -i"), "{stdout}");
+    assert!(stdout.contains(&format!("{gateway}/orders/1")), "{stdout}");
+    // The access log lines that followed are JSON.
+    let logged = stdout.lines().filter(|l| l.starts_with('{')).count();
+    assert!(logged >= 2, "{stdout}");
+}

@@ -1,0 +1,268 @@
+//! Size and time limits, slow clients and malformed requests.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+async fn gateway(extra: &str) -> (Upstream, TestGateway) {
+    let a = Upstream::start("a").await;
+    let config = [
+        upstream_block("a", &[a.addr], ""),
+        route_block("r", "/", "a", ""),
+    ]
+    .concat();
+    let gw = TestGateway::start(extra, &config).await;
+    (a, gw)
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431() {
+    let (_a, gw) = gateway("max_header_bytes = 4096").await;
+    let c = client();
+    let response = c
+        .get(format!("{}/x", gw.http))
+        .header("x-big", "a".repeat(5000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert_eq!(
+        error_code(&response.text().await.unwrap()),
+        "headers_too_large"
+    );
+    // Past hyper's read buffer the connection layer answers 431 itself.
+    let response = c
+        .get(format!("{}/x", gw.http))
+        .header("x-big", "a".repeat(64_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    // Just under the bound is fine.
+    let response = c
+        .get(format!("{}/x", gw.http))
+        .header("x-big", "a".repeat(3500))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_with_length_or_chunked() {
+    let (a, gw) = gateway("max_body_bytes = \"64 KiB\"").await;
+    let c = client();
+    let response = c
+        .post(format!("{}/x", gw.http))
+        .body(vec![b'a'; 65 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        error_code(&response.text().await.unwrap()),
+        "body_too_large"
+    );
+    assert_eq!(
+        a.requests.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "refused before the upstream"
+    );
+
+    // A chunked body (no Content-Length) that grows past the bound.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..20).map(|_| Ok(vec![b'b'; 8 * 1024])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = c
+        .post(format!("{}/x", gw.http))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        error_code(&response.text().await.unwrap()),
+        "body_too_large"
+    );
+
+    // A chunked body under the bound passes whole.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..4).map(|_| Ok(vec![b'c'; 8 * 1024])).collect();
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let echo: Value = c
+        .post(format!("{}/x", gw.http))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(echo["body_len"], 32 * 1024);
+}
+
+#[tokio::test]
+async fn slow_loris_gets_408_and_holds_no_worker() {
+    let (_a, gw) = gateway("request_header_timeout = \"300ms\"").await;
+    // Many clients trickling a request head.
+    let mut lorises = Vec::new();
+    for _ in 0..50 {
+        let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
+        stream
+            .write_all(b"GET /x HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+            .await
+            .unwrap();
+        lorises.push(stream);
+    }
+    // A client that connected and sent nothing at all, and one that sent only "GE".
+    let silent = TcpStream::connect(gw.addr()).await.unwrap();
+    let mut two = TcpStream::connect(gw.addr()).await.unwrap();
+    two.write_all(b"GE").await.unwrap();
+
+    // Meanwhile normal clients are served.
+    let c = client();
+    for _ in 0..10 {
+        let response = c.get(format!("{}/x", gw.http)).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    for mut stream in lorises {
+        // Keep trickling: bytes arriving do not extend the deadline.
+        let _ = stream.write_all(b"a").await;
+        let text = read_all(&mut stream, Duration::from_secs(5)).await;
+        assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+        assert_eq!(error_code(&text), "request_timeout");
+    }
+    let mut two = two;
+    let text = read_all(&mut two, Duration::from_secs(5)).await;
+    assert!(text.starts_with("HTTP/1.1 408 "), "{text}");
+    let mut silent = silent;
+    let text = read_all(&mut silent, Duration::from_secs(5)).await;
+    assert_eq!(text, "", "an idle connection is closed without a response");
+}
+
+#[tokio::test]
+async fn request_timeout_bounds_the_upstream_wait() {
+    let (_a, gw) = gateway("request_timeout = \"200ms\"").await;
+    let response = client()
+        .get(format!("{}/slow/3000", gw.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 504);
+}
+
+#[tokio::test]
+async fn malformed_requests_get_precise_errors_and_no_panic() {
+    let (a, gw) = gateway("").await;
+    let addr = gw.addr();
+    for (name, request, status) in [
+        ("garbage request line", &b"GARBAGE\r\n\r\n"[..], "400"),
+        ("bad method", b"G(T / HTTP/1.1\r\nHost: h\r\n\r\n", "400"),
+        ("bad version", b"GET / HTTP/9.9\r\nHost: h\r\n\r\n", "400"),
+        (
+            "control byte in header value",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n",
+            "400",
+        ),
+        (
+            "space in header name",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX A: b\r\n\r\n",
+            "400",
+        ),
+        (
+            "bare LF in header",
+            b"GET / HTTP/1.1\r\nHost: h\r\nX-A: a\rb\r\n\r\n",
+            "400",
+        ),
+        (
+            "two different content lengths",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            "400",
+        ),
+        (
+            "non-numeric content length",
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: abc\r\n\r\n",
+            "400",
+        ),
+        (
+            "unknown transfer coding",
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+            "400",
+        ),
+        (
+            "transfer coding on HTTP/1.0",
+            b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "400",
+        ),
+    ] {
+        let text = raw(addr, request).await;
+        assert!(
+            text.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {text:?}"
+        );
+    }
+    // Percent-encoded bytes that are not UTF-8: refused by the gateway in its JSON shape.
+    let text = raw(
+        addr,
+        b"GET /a%ff HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+    assert_eq!(error_code(&text), "bad_path");
+    assert!(text.contains("not valid UTF-8"), "{text}");
+    // Raw bytes past ASCII (UTF-8 or not) must be percent-encoded.
+    for request in [
+        &b"GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"[..],
+        b"GET /\xff\xfe HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    ] {
+        let text = raw(addr, request).await;
+        assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
+        if text.contains('{') {
+            assert_eq!(error_code(&text), "bad_path");
+        }
+    }
+    assert_eq!(a.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The gateway still serves.
+    assert_eq!(
+        client()
+            .get(format!("{}/ok", gw.http))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+/// Content-Length together with Transfer-Encoding is how requests are smuggled. The chunked
+/// framing wins (RFC 9112 §6.3), the Content-Length is dropped, the upstream gets one
+/// re-framed request, and the connection is closed after the response so nothing that
+/// followed can be read as a second request.
+#[tokio::test]
+async fn content_length_with_transfer_encoding_cannot_smuggle() {
+    let (a, gw) = gateway("").await;
+    let text = raw(
+        gw.addr(),
+        b"POST /first HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert_eq!(
+        text.matches("HTTP/1.1 ").count(),
+        1,
+        "exactly one response: {text}"
+    );
+    assert!(!text.contains("/smuggled"), "{text}");
+    assert_eq!(a.requests.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let (_, body) = text.split_once("\r\n\r\n").unwrap();
+    let echo: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(echo["path"], "/first");
+    assert!(
+        echo["headers"].get("content-length").is_none()
+            || echo["headers"]["content-length"][0] == "0"
+    );
+}

@@ -1,0 +1,12 @@
+//! Integration tests: a real gateway on port 0 in front of real upstreams, driven by real
+//! HTTP clients (reqwest for HTTP/1.1, HTTP/2 and TLS; raw sockets for malformed input).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod cli;
+mod lifecycle;
+mod limits;
+mod observability;
+mod proxy;
+mod support;
+mod tls;

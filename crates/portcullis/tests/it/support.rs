@@ -1,0 +1,373 @@
+//! Test support: real upstream servers, a real gateway on port 0, certificates, raw sockets.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use portcullis_config::Config;
+use portcullis_proxy::Gateway;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A real HTTP/1.1 upstream that echoes what it received.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub connections: Arc<AtomicUsize>,
+    pub requests: Arc<AtomicUsize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Upstream {
+    pub async fn start(name: &str) -> Upstream {
+        Self::start_with(name, None).await
+    }
+
+    pub async fn start_tls(name: &str, pki: &Pki) -> Upstream {
+        let certs = vec![rustls::pki_types::CertificateDer::from(
+            pki.leaf_der.clone(),
+        )];
+        let key = rustls::pki_types::PrivateKeyDer::try_from(pki.leaf_key_der.clone()).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+        Self::start_with(
+            name,
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
+        )
+        .await
+    }
+
+    async fn start_with(name: &str, tls: Option<tokio_rustls::TlsAcceptor>) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let name: Arc<str> = Arc::from(name);
+        let (c, r) = (Arc::clone(&connections), Arc::clone(&requests));
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                c.fetch_add(1, Ordering::SeqCst);
+                let (name, r, tls) = (Arc::clone(&name), Arc::clone(&r), tls.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        r.fetch_add(1, Ordering::SeqCst);
+                        let name = Arc::clone(&name);
+                        async move { Ok::<_, Infallible>(echo(request, &name).await) }
+                    });
+                    let builder = hyper::server::conn::http1::Builder::new();
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Upstream {
+            addr,
+            connections,
+            requests,
+            task,
+        }
+    }
+}
+
+async fn echo(request: Request<Incoming>, name: &str) -> Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let path_and_query = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(1000);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut headers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in request.headers() {
+        headers
+            .entry(k.as_str().to_owned())
+            .or_default()
+            .push(String::from_utf8_lossy(v.as_bytes()).into_owned());
+    }
+    let method = request.method().to_string();
+    let body = Limited::new(request.into_body(), 64 << 20).collect().await;
+    let body_len = body.map(|b| b.to_bytes().len()).unwrap_or(usize::MAX);
+    let value = json!({
+        "upstream": name,
+        "method": method,
+        "path": path_and_query,
+        "headers": headers,
+        "body_len": body_len,
+    });
+    let mut response = Response::new(Full::new(Bytes::from(value.to_string())));
+    let h = response.headers_mut();
+    h.insert("content-type", "application/json".parse().unwrap());
+    h.insert("server", "leaky/1.2.3".parse().unwrap());
+    h.insert("x-powered-by", "PHP/5.4".parse().unwrap());
+    if path == "/hop" {
+        h.insert("connection", "x-hop-secret".parse().unwrap());
+        h.insert("x-hop-secret", "1".parse().unwrap());
+        h.insert("keep-alive", "timeout=5".parse().unwrap());
+        h.insert("x-end-to-end", "kept".parse().unwrap());
+    }
+    if let Some(code) = path.strip_prefix("/status/") {
+        *response.status_mut() = StatusCode::from_u16(code.parse().unwrap_or(500))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    }
+    response
+}
+
+/// A test CA and a leaf certificate for localhost / 127.0.0.1.
+pub struct Pki {
+    pub ca_pem: String,
+    pub leaf_pem: String,
+    pub leaf_key_pem: String,
+    pub leaf_der: Vec<u8>,
+    pub leaf_key_der: Vec<u8>,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "Portcullis Test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        leaf_params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            leaf_pem: leaf.pem(),
+            leaf_key_pem: leaf_key.serialize_pem(),
+            leaf_der: leaf.der().to_vec(),
+            leaf_key_der: leaf_key.serialize_der(),
+        }
+    }
+}
+
+/// A gateway running in this process on ephemeral ports, from a config file in a temp dir.
+pub struct TestGateway {
+    pub http: String,
+    pub https: Option<String>,
+    pub admin: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub gateway: Arc<Gateway>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway. `config` is TOML without `[gateway] listen` and `[admin]`, which are
+    /// added (ephemeral ports); `gateway_extra` goes into `[gateway]`.
+    pub async fn start(gateway_extra: &str, config: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, gateway_extra, config).await
+    }
+
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        gateway_extra: &str,
+        config: &str,
+    ) -> TestGateway {
+        let text = format!(
+            "[gateway]\nlisten = [\"127.0.0.1:0\"]\n{gateway_extra}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = \"access.log\"\n{config}"
+        );
+        let config_path = dir.path().join("portcullis.toml");
+        std::fs::write(&config_path, text).unwrap();
+        let config = match Config::load(&config_path) {
+            Ok(config) => config,
+            Err(errors) => panic!("test config refused:\n{errors}"),
+        };
+        let gateway = Gateway::new(config, Some(config_path.clone())).unwrap();
+        let listeners = portcullis_proxy::bind(&gateway).await.unwrap();
+        let mut http = String::new();
+        let mut https = None;
+        for listener in &listeners {
+            let addr = listener.local_addr().unwrap();
+            if listener.tls {
+                https = Some(format!("https://localhost:{}", addr.port()));
+            } else {
+                http = format!("http://{addr}");
+            }
+        }
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = format!("http://{}", admin_listener.local_addr().unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let g = Arc::clone(&gateway);
+        let task = tokio::spawn(async move {
+            let (admin_stop_tx, admin_stop_rx) = oneshot::channel::<()>();
+            let admin_task = tokio::spawn(portcullis_admin::serve(
+                admin_listener,
+                Arc::clone(&g),
+                async move {
+                    let _ = admin_stop_rx.await;
+                },
+            ));
+            portcullis_proxy::serve(g, listeners, async move {
+                let _ = stopped.await;
+            })
+            .await;
+            let _ = admin_stop_tx.send(());
+            let _ = admin_task.await;
+        });
+        TestGateway {
+            http,
+            https,
+            admin,
+            dir,
+            config_path,
+            gateway,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Rewrites the config file (same listeners) for a reload.
+    pub fn rewrite(&self, gateway_extra: &str, config: &str) {
+        let text = format!(
+            "[gateway]\nlisten = [\"127.0.0.1:0\"]\n{gateway_extra}\n[admin]\nlisten = \"127.0.0.1:0\"\n[log]\naccess = \"access.log\"\n{config}"
+        );
+        std::fs::write(&self.config_path, text).unwrap();
+    }
+
+    /// Stops accepting, drains, and waits for the gateway to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// The access log lines written so far, waiting (bounded) until at least `n` are there.
+    pub async fn access_log(&self, n: usize) -> Vec<Value> {
+        let path = self.dir.path().join("access.log");
+        let mut lines = Vec::new();
+        for _ in 0..100 {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            lines = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.len() >= n {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        lines
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.http.trim_start_matches("http://").parse().unwrap()
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// An upstream + route block for tests.
+pub fn upstream_block(name: &str, targets: &[SocketAddr], extra: &str) -> String {
+    let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "[[upstream]]\nname = \"{name}\"\ntargets = [{}]\n{extra}\n",
+        targets.join(", ")
+    )
+}
+
+pub fn route_block(name: &str, path: &str, upstream: &str, extra: &str) -> String {
+    let key = if path.ends_with('/') {
+        "path_prefix"
+    } else {
+        "path"
+    };
+    format!("[[route]]\nname = \"{name}\"\n{key} = \"{path}\"\nupstream = \"{upstream}\"\nauth = [\"none\"]\n{extra}\n")
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Sends raw bytes, returns everything the server sends until it closes (bounded wait).
+pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    read_all(&mut stream, Duration::from_secs(5)).await
+}
+
+pub async fn read_all(stream: &mut TcpStream, limit: Duration) -> String {
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(limit, stream.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The JSON error body of a gateway response, checked for the one shape.
+pub fn error_code(body: &str) -> String {
+    let json_start = body.find('{').unwrap_or(0);
+    let value: Value =
+        serde_json::from_str(&body[json_start..]).unwrap_or_else(|_| panic!("not JSON: {body}"));
+    let error = value["error"]
+        .as_object()
+        .unwrap_or_else(|| panic!("not the error shape: {body}"));
+    assert_eq!(error.len(), 3, "{body}");
+    assert!(
+        error["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{body}"
+    );
+    assert!(error["message"].as_str().is_some(), "{body}");
+    error["code"].as_str().unwrap().to_owned()
+}
