@@ -249,3 +249,34 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
     let logged = stdout.lines().filter(|l| l.starts_with('{')).count();
     assert!(logged >= 2, "{stdout}");
 }
+
+#[test]
+fn docs_examples_are_valid() {
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&docs).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (index, block) in text.split("```toml\n").skip(1).enumerate() {
+            let block = block.split("```").next().unwrap();
+            if !block.starts_with("# example") {
+                continue;
+            }
+            let file = dir.path().join(format!("doc-{checked}.toml"));
+            std::fs::write(&file, block).unwrap();
+            let output = bin().arg("check").arg("-c").arg(&file).output().unwrap();
+            assert!(
+                output.status.success(),
+                "{} block {index}: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1);
+}

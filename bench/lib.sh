@@ -1,0 +1,79 @@
+# Shared helpers for the benchmarks (sourced).
+set -euo pipefail
+
+need_pkg() { # command package
+  command -v "$1" >/dev/null 2>&1 && return 0
+  echo "installing $2 (for $1)" >&2
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null 2>&1 ||
+      { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+  else
+    sudo apt-get install -y -qq "$2" >/dev/null
+  fi
+}
+
+# CPU ticks (utime+stime) of a set of PIDs.
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] || continue
+    # Fields 14 and 15, counted after the ")" that ends the command name.
+    local rest; rest=$(sed 's/^.*) //' "/proc/$pid/stat")
+    set -- $rest
+    total=$((total + ${12} + ${13}))
+  done
+  echo "$total"
+}
+
+# RSS in kB of a set of PIDs.
+rss_kb() {
+  local total=0 pid v
+  for pid in "$@"; do
+    v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    total=$((total + ${v:-0}))
+  done
+  echo "$total"
+}
+
+# PID and its children (nginx master + workers).
+pid_tree() {
+  local pid=$1
+  echo "$pid"
+  pgrep -P "$pid" || true
+}
+
+wait_port() { # port
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1" >&2
+  return 1
+}
+
+# Runs wrk against a URL while measuring the CPU of PIDs; prints one markdown row.
+# Usage: measure NAME URL PID...
+measure() {
+  local name=$1 url=$2; shift 2
+  local pids=("$@")
+  # Warm-up (connections, pools, caches).
+  wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null
+  local hz; hz=$(getconf CLK_TCK)
+  local before; before=$(cpu_ticks "${pids[@]}")
+  local out; out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
+  local after; after=$(cpu_ticks "${pids[@]}")
+  local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
+  local rps; rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+  local p50; p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  local errors; errors=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
+  local rss; rss=$(rss_kb "${pids[@]}")
+  local cpu_us
+  if [ "${#pids[@]}" -gt 0 ] && [ "$requests" -gt 0 ]; then
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  else
+    cpu_us="-"
+  fi
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" \
+    "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" "${errors:-none}"
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Plain reverse-proxy cost: the same wrk load, in one run, on loopback, against
+#   (a) the upstream directly (nginx serving a fixed 200),
+#   (b) nginx as a reverse proxy with a keep-alive upstream pool,
+#   (c) Portcullis with a single route (access log off, then to a file).
+# Reports requests/s, p50/p99, CPU µs per request of the proxy process(es)
+# (utime+stime from /proc/PID/stat divided by requests served) and RSS after load.
+#
+#   bench/proxy.sh            # DURATION=10s CONNS=64 by default
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/lib.sh"
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+
+need_pkg wrk wrk
+need_pkg nginx nginx
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+UP=18081; NGX=18082; PC=18083; PCLOG=18084
+
+echo "building portcullis (release)" >&2
+(cd "$root" && cargo build --release --locked -q -p portcullis)
+bin="$root/target/release/portcullis"
+
+mkdir -p "$work/up" "$work/ngx"
+cat > "$work/up/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/up/nginx.pid;
+error_log $work/up/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { return 200 '{"ok":true}'; default_type application/json; }
+  }
+}
+CONF
+cat > "$work/ngx/nginx.conf" <<CONF
+worker_processes auto;
+daemon off;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/error.log crit;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:$UP; keepalive 256; keepalive_requests 1000000; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+    }
+  }
+}
+CONF
+for port in $PC $PCLOG; do
+  log=off; [ "$port" = "$PCLOG" ] && log="$work/access-$port.log"
+  cat > "$work/pc-$port.toml" <<CONF
+[gateway]
+listen = ["127.0.0.1:$port"]
+[admin]
+listen = "127.0.0.1:$((port + 1000))"
+[log]
+access = "$log"
+[[upstream]]
+name = "bench"
+targets = ["127.0.0.1:$UP"]
+[[route]]
+name = "all"
+path_prefix = "/"
+upstream = "bench"
+auth = ["none"]
+CONF
+done
+
+nginx -c "$work/up/nginx.conf" & pids+=($!); up_pid=$!
+wait_port $UP
+nginx -c "$work/ngx/nginx.conf" & pids+=($!); ngx_pid=$!
+wait_port $NGX
+"$bin" serve -c "$work/pc-$PC.toml" 2>"$work/pc.err" & pids+=($!); pc_pid=$!
+wait_port $PC
+
+echo
+echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| target | requests/s | p50 | p99 | proxy CPU µs/request | proxy RSS MB after load | errors |"
+echo "|---|---:|---:|---:|---:|---:|---|"
+measure "upstream direct (nginx return 200)" "http://127.0.0.1:$UP/" 
+measure "nginx reverse proxy" "http://127.0.0.1:$NGX/" $(pid_tree "$ngx_pid")
+measure "portcullis (access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
+kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
+"$bin" serve -c "$work/pc-$PCLOG.toml" 2>"$work/pclog.err" & pids+=($!); pclog_pid=$!
+wait_port $PCLOG
+measure "portcullis (JSON access log to a file)" "http://127.0.0.1:$PCLOG/" "$pclog_pid"
