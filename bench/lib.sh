@@ -51,29 +51,44 @@ wait_port() { # port
   return 1
 }
 
-# Runs wrk against a URL while measuring the CPU of PIDs; prints one markdown row.
-# Usage: measure NAME URL PID...
-measure() {
-  local name=$1 url=$2; shift 2
+# One wrk run against a URL while measuring the CPU of PIDs; prints
+# "cpu_us rps p50 p99 errors" on one line.
+measure_once() {
+  local url=$1; shift
   local pids=("$@")
-  # Warm-up (connections, pools, caches).
-  wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null
   local hz; hz=$(getconf CLK_TCK)
   local before; before=$(cpu_ticks "${pids[@]}")
   local out; out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
   local after; after=$(cpu_ticks "${pids[@]}")
   local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
-  local rps; rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+  local rps; rps=$(echo "$out" | awk '/^Requests\/sec/ {printf "%.0f", $2}')
   local p50; p50=$(echo "$out" | awk '$1=="50%" {print $2}')
   local p99; p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-  local errors; errors=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ')
-  local rss; rss=$(rss_kb "${pids[@]}")
-  local cpu_us
-  if [ "${#pids[@]}" -gt 0 ] && [ "$requests" -gt 0 ]; then
+  local errors; errors=$(echo "$out" | awk '/Non-2xx|Socket errors/ {print}' | tr '\n' ' ' | tr -s ' ' | tr ' ' '_')
+  local cpu_us=0
+  if [ "${#pids[@]}" -gt 0 ] && [ "${requests:-0}" -gt 0 ]; then
     cpu_us=$(awk -v t=$((after - before)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  else
-    cpu_us="-"
   fi
-  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu_us" \
-    "$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')" "${errors:-none}"
+  echo "$cpu_us $rps $p50 $p99 ${errors:-none}"
+}
+
+# Runs wrk REPEAT times (default 3) against a URL while measuring the CPU of PIDs, and
+# prints one markdown row: the run with the median CPU per request (loopback benchmarks on a
+# small machine are noisy; the median of several runs is the figure to compare).
+# Usage: measure NAME URL PID...
+measure() {
+  local name=$1 url=$2; shift 2
+  local runs=()
+  wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null   # warm-up: connections, pools, caches
+  for _ in $(seq 1 "${REPEAT:-3}"); do
+    runs+=("$(measure_once "$url" "$@")")
+  done
+  local median; median=$(printf '%s\n' "${runs[@]}" | sort -n -k1,1 | awk -v n="${#runs[@]}" 'NR == int((n + 1) / 2)')
+  local all; all=$(printf '%s\n' "${runs[@]}" | awk '{print $1}' | paste -sd/)
+  set -- $median
+  local cpu=$1 rps=$2 p50=$3 p99=$4 errors=$5
+  [ "$#" -gt 0 ] && [ "$cpu" != 0 ] || cpu="-"
+  local rss; rss=$(rss_kb "${PIDS_FOR_RSS[@]}")
+  printf '| %s | %s | %s | %s | %s (runs: %s) | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "$cpu" "$all" \
+    "$(awk -v k="$rss" 'BEGIN { if (k > 0) printf "%.1f", k / 1024; else printf "-" }')" "${errors//_/ }"
 }

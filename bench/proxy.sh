@@ -6,7 +6,8 @@
 # Reports requests/s, p50/p99, CPU µs per request of the proxy process(es)
 # (utime+stime from /proc/PID/stat divided by requests served) and RSS after load.
 #
-#   bench/proxy.sh            # DURATION=10s CONNS=64 by default
+#   bench/proxy.sh            # DURATION=10s CONNS=64 REPEAT=3 by default
+# Each row is the median of REPEAT runs by CPU per request; every run's figure is shown.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -99,12 +100,16 @@ wait_port $PC
 echo
 echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| target | requests/s | p50 | p99 | proxy CPU µs/request | proxy RSS MB after load | errors |"
+echo "| target | requests/s | p50 | p99 | proxy CPU µs/request, median (all runs) | proxy RSS MB after load | errors |"
 echo "|---|---:|---:|---:|---:|---:|---|"
-measure "upstream direct (nginx return 200)" "http://127.0.0.1:$UP/" 
-measure "nginx reverse proxy" "http://127.0.0.1:$NGX/" $(pid_tree "$ngx_pid")
+PIDS_FOR_RSS=()
+measure "upstream direct (nginx return 200)" "http://127.0.0.1:$UP/"
+PIDS_FOR_RSS=($(pid_tree "$ngx_pid"))
+measure "nginx reverse proxy" "http://127.0.0.1:$NGX/" "${PIDS_FOR_RSS[@]}"
+PIDS_FOR_RSS=("$pc_pid")
 measure "portcullis (access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
 kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
 "$bin" serve -c "$work/pc-$PCLOG.toml" 2>"$work/pclog.err" & pids+=($!); pclog_pid=$!
 wait_port $PCLOG
+PIDS_FOR_RSS=("$pclog_pid")
 measure "portcullis (JSON access log to a file)" "http://127.0.0.1:$PCLOG/" "$pclog_pid"

@@ -137,7 +137,20 @@ fn compile_gateway(
         errors.push("gateway.hsts", "not a valid header value");
     }
 
+    let workers = match section.workers {
+        None => std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        Some(n) if (1..=1024).contains(&n) => usize::try_from(n).unwrap_or(1),
+        Some(n) => {
+            errors.push(
+                "gateway.workers",
+                format!("{n} is out of range: use 1 to 1024 (leave it out for one per CPU)"),
+            );
+            1
+        }
+    };
+
     Some(Gateway {
+        workers,
         listen,
         tls,
         max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),

@@ -97,6 +97,8 @@ pub struct Gateway {
     pub trusted_proxies: Vec<IpNet>,
     /// `Strict-Transport-Security` value for TLS listeners.
     pub hsts: String,
+    /// Data-plane worker threads.
+    pub workers: usize,
 }
 
 /// HTTPS listeners and the server certificate.

@@ -60,6 +60,8 @@ pub struct GatewaySection {
     pub trusted_proxies: Option<Vec<String>>,
     /// `Strict-Transport-Security` value sent on TLS listeners.
     pub hsts: Option<String>,
+    /// Data-plane worker threads (default: one per CPU).
+    pub workers: Option<i64>,
 }
 
 /// `[gateway.tls]`.

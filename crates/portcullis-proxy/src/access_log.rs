@@ -1,14 +1,14 @@
 //! The access log: one JSON line per request, written off the request path.
 //!
-//! Requests hand a small record to a bounded channel; a dedicated thread turns records into
-//! JSON and writes them through a buffer that is flushed whenever the channel runs dry. When
-//! the writer falls behind (a slow disk, a flood) records are dropped and counted rather than
+//! Requests hand a small record to a bounded channel; a dedicated thread wakes every 20 ms,
+//! turns what is queued into JSON and writes it through one buffer and one flush. When the
+//! writer falls behind (a slow disk, a flood) records are dropped and counted rather than
 //! making requests wait.
 
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -78,6 +78,13 @@ fn millis(us: u64) -> f64 {
 pub struct AccessLog {
     sender: Option<SyncSender<AccessRecord>>,
     dropped: Counter,
+    writer: Option<Arc<Writer>>,
+}
+
+/// The writer thread's stop signal and its "everything is written" answer.
+struct Writer {
+    closing: std::sync::atomic::AtomicBool,
+    done: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl std::fmt::Debug for AccessLog {
@@ -88,7 +95,7 @@ impl std::fmt::Debug for AccessLog {
     }
 }
 
-const QUEUE: usize = 16 * 1024;
+const QUEUE: usize = 8 * 1024;
 
 impl AccessLog {
     /// A log that writes nothing.
@@ -96,6 +103,7 @@ impl AccessLog {
         Self {
             sender: None,
             dropped: Counter::default(),
+            writer: None,
         }
     }
 
@@ -110,19 +118,43 @@ impl AccessLog {
                 return Ok(Self {
                     sender: None,
                     dropped,
+                    writer: None,
                 })
             }
             portcullis_config::AccessLog::Stdout => Box::new(std::io::stdout()),
             portcullis_config::AccessLog::File(path) => Box::new(open_append(path)?),
         };
         let (sender, receiver) = sync_channel(QUEUE);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let writer = Arc::new(Writer {
+            closing: std::sync::atomic::AtomicBool::new(false),
+            done: std::sync::Mutex::new(Some(done_rx)),
+        });
+        let thread_writer = Arc::clone(&writer);
         std::thread::Builder::new()
             .name("access-log".into())
-            .spawn(move || write_loop(&receiver, out))?;
+            .spawn(move || {
+                write_loop(&receiver, out, &thread_writer.closing);
+                let _ = done_tx.send(());
+            })?;
         Ok(Self {
             sender: Some(sender),
             dropped,
+            writer: Some(writer),
         })
+    }
+
+    /// Writes out everything queued and stops the writer; waits at most `limit`. Called on
+    /// shutdown, after the last request, so that no line is lost when the process exits.
+    pub fn finish(&self, limit: std::time::Duration) {
+        let Some(writer) = &self.writer else { return };
+        writer
+            .closing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let done = writer.done.lock().ok().and_then(|mut done| done.take());
+        if let Some(done) = done {
+            let _ = done.recv_timeout(limit);
+        }
     }
 
     /// Whether records are written at all (callers skip building them when not).
@@ -150,21 +182,50 @@ fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-fn write_loop(receiver: &Receiver<AccessRecord>, out: Box<dyn Write + Send>) {
+fn write_loop(
+    receiver: &Receiver<AccessRecord>,
+    out: Box<dyn Write + Send>,
+    closing: &std::sync::atomic::AtomicBool,
+) {
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     let mut line = Vec::with_capacity(512);
-    while let Ok(record) = receiver.recv() {
-        write_record(&mut out, &mut line, &record);
-        // Drain what is queued before paying for a flush.
-        while let Ok(record) = receiver.try_recv() {
-            write_record(&mut out, &mut line, &record);
+    loop {
+        // The writer polls on a short interval instead of blocking on the channel: a blocked
+        // receiver would have to be woken (a futex call and a context switch) for every
+        // request, which costs more than writing the line.
+        let mut wrote = false;
+        loop {
+            match receiver.try_recv() {
+                Ok(record) => {
+                    write_record(&mut out, &mut line, &record);
+                    wrote = true;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
+                }
+            }
         }
-        if let Err(err) = out.flush() {
-            tracing::warn!(error = %err, "cannot write the access log");
+        if wrote {
+            if let Err(err) = out.flush() {
+                tracing::warn!(error = %err, "cannot write the access log");
+            }
         }
+        if closing.load(std::sync::atomic::Ordering::Relaxed) {
+            // One last pass: a record may have been queued after the drain above.
+            while let Ok(record) = receiver.try_recv() {
+                write_record(&mut out, &mut line, &record);
+            }
+            let _ = out.flush();
+            return;
+        }
+        std::thread::sleep(FLUSH_INTERVAL);
     }
-    let _ = out.flush();
 }
+
+/// How long a line may wait in the queue before it is written.
+const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn write_record(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord) {
     line.clear();

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
 /// Boxed error of a body.
@@ -74,7 +75,9 @@ impl Body for RequestBody {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        this.inner = None;
+                        if let Some(rest) = this.inner.take() {
+                            discard_in_background(rest);
+                        }
                         return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
                             limit: this.limit,
                         }))));
@@ -100,6 +103,33 @@ impl Body for RequestBody {
             .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
+
+/// Reads and throws away what is left of a refused request body, for a bounded time and
+/// size, so that the client reads the gateway's answer instead of a connection reset (a
+/// socket closed with unread input sends RST, which destroys the response in flight).
+pub fn discard_in_background(mut body: Incoming) {
+    if body.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut budget: u64 = LINGER_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                if len >= budget {
+                    break;
+                }
+                budget -= len;
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
+}
+
+/// How much of a refused body is read and discarded at most.
+const LINGER_BYTES: u64 = 4 << 20;
+/// How long a refused body is read and discarded at most.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Whether an error chain holds a [`BodyTooLarge`].
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> bool {

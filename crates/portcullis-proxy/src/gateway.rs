@@ -12,7 +12,7 @@ use portcullis_core::{Chain, Router};
 use rustls::ServerConfig;
 
 use crate::access_log::AccessLog;
-use crate::metrics::{Metrics, ResultLabels};
+use crate::metrics::{LatencyHistogram, Metrics, Name, ResultLabels, RouteLabels};
 use crate::upstream::UpstreamPool;
 
 /// Everything a request needs from config, compiled once and shared read-only. A request
@@ -38,12 +38,28 @@ pub struct Snapshot {
     pub hsts: HeaderValue,
     /// The route label of requests that matched no route.
     pub no_route: Arc<str>,
+    /// Per route (and one more for "no route"): its histograms, looked up once per config
+    /// rather than once per request.
+    pub route_metrics: Vec<RouteMetrics>,
+}
+
+/// A route's histograms.
+#[derive(Debug, Clone)]
+pub struct RouteMetrics {
+    /// Request head to response head.
+    pub duration: LatencyHistogram,
+    /// Upstream response-head time.
+    pub upstream: LatencyHistogram,
 }
 
 impl Snapshot {
     /// Compiles a config into a snapshot; errors that only show when building runtime parts
     /// (PEM contents, TLS settings) come back with their config paths.
-    pub fn build(config: Config, access_log: AccessLog) -> Result<Snapshot, ConfigErrors> {
+    pub fn build(
+        config: Config,
+        access_log: AccessLog,
+        metrics: &Metrics,
+    ) -> Result<Snapshot, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let tls = match &config.gateway.tls {
             None => None,
@@ -57,7 +73,7 @@ impl Snapshot {
         };
         let mut upstreams = Vec::with_capacity(config.upstreams.len());
         for (index, upstream) in config.upstreams.iter().enumerate() {
-            match UpstreamPool::new(upstream, index) {
+            match UpstreamPool::new(upstream, index, config.gateway.workers) {
                 Ok(pool) => upstreams.push(Arc::new(pool)),
                 Err(err) => errors.push(err),
             }
@@ -71,19 +87,35 @@ impl Snapshot {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let no_route: Arc<str> = Arc::from("");
+        let route_names: Vec<Arc<str>> = config
+            .routes
+            .iter()
+            .map(|r| Arc::from(r.name.as_str()))
+            .collect();
+        let route_metrics = route_names
+            .iter()
+            .chain(std::iter::once(&no_route))
+            .map(|name| {
+                let labels = RouteLabels {
+                    route: Name(Arc::clone(name)),
+                };
+                RouteMetrics {
+                    duration: metrics.request_duration.get_or_create(&labels).clone(),
+                    upstream: metrics.upstream_duration.get_or_create(&labels).clone(),
+                }
+            })
+            .collect();
         Ok(Snapshot {
             router: Router::new(&config.routes),
             chains: config.routes.iter().map(Chain::compile).collect(),
-            route_names: config
-                .routes
-                .iter()
-                .map(|r| Arc::from(r.name.as_str()))
-                .collect(),
+            route_names,
+            route_metrics,
             upstreams,
             tls,
             access_log,
             hsts,
-            no_route: Arc::from(""),
+            no_route,
             config,
         })
     }
@@ -91,7 +123,7 @@ impl Snapshot {
 
 /// Checks everything `serve` would check before starting, without starting anything.
 pub fn check(config: Config) -> Result<Snapshot, ConfigErrors> {
-    Snapshot::build(config, AccessLog::off())
+    Snapshot::build(config, AccessLog::off(), &Metrics::new())
 }
 
 /// Why a reload was refused.
@@ -131,7 +163,7 @@ impl Gateway {
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Arc<Gateway>, ConfigErrors> {
         let metrics = Arc::new(Metrics::new());
         let access_log = start_access_log(&config, &metrics)?;
-        let snapshot = Snapshot::build(config, access_log)?;
+        let snapshot = Snapshot::build(config, access_log, &metrics)?;
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
@@ -187,6 +219,13 @@ impl Gateway {
         if config.admin.listen != old.admin.listen {
             errors.push(restart_needed("admin.listen"));
         }
+        if config.gateway.workers != old.gateway.workers {
+            errors.push(ConfigError {
+                path: "gateway.workers".into(),
+                message: "the number of workers cannot change on reload; restart the gateway"
+                    .into(),
+            });
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -196,9 +235,21 @@ impl Gateway {
             start_access_log(&config, &self.metrics)?
         };
         let summary = config.summary();
-        let snapshot = Snapshot::build(config, access_log)?;
+        let snapshot = Snapshot::build(config, access_log, &self.metrics)?;
         self.snapshot.store(Arc::new(snapshot));
         Ok(summary)
+    }
+
+    /// Data-plane worker threads, fixed at start.
+    pub fn workers(&self) -> usize {
+        self.snapshot.load().config.gateway.workers.max(1)
+    }
+
+    /// Writes out the access log; call once the data plane has stopped.
+    pub fn finish_logs(&self) {
+        self.snapshot()
+            .access_log
+            .finish(std::time::Duration::from_secs(5));
     }
 
     /// Marks the gateway as draining: `/readyz` answers 503 from now on.
@@ -217,7 +268,10 @@ impl Gateway {
         let n = self.id_counter.fetch_add(1, Ordering::Relaxed);
         let mixed =
             (n ^ (self.id_key >> 1)).wrapping_mul(self.id_key) ^ self.id_key.rotate_left(29);
-        format!("{:08x}{mixed:016x}", self.id_prefix)
+        let mut id = String::with_capacity(24);
+        push_hex(&mut id, u64::from(self.id_prefix), 8);
+        push_hex(&mut id, mixed, 16);
+        id
     }
 }
 
@@ -236,4 +290,11 @@ fn start_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, Con
             message: format!("cannot open the access log: {err}"),
         }])
     })
+}
+
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(char::from(HEX[((value >> (shift * 4)) & 0xf) as usize]));
+    }
 }

@@ -18,16 +18,33 @@ use crate::access_log::AccessRecord;
 use crate::body::{is_body_too_large, OnResponseEnd, RequestBody, ResponseBody};
 use crate::gateway::{Gateway, Snapshot};
 use crate::headers::{self, X_CONTENT_TYPE_OPTIONS, X_POWERED_BY, X_REQUEST_ID};
-use crate::metrics::{Name, RequestLabels, RouteLabels, UpstreamErrorLabels};
+use crate::metrics::{Name, RequestLabels, UpstreamErrorLabels};
 use crate::upstream::UpstreamPool;
 
 /// The connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// Whether the connection is TLS.
     pub tls: bool,
+    /// The peer's forwarding header values, computed once per connection.
+    pub forwarding: Arc<headers::Forwarding>,
+    /// HTTP/1: whether the request head being handled carried `Content-Length` (which the
+    /// HTTP parser drops when `Transfer-Encoding` is present too).
+    pub content_length_in_head: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ConnInfo {
+    /// Describes a new connection.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        Self {
+            peer,
+            tls,
+            forwarding: Arc::new(headers::Forwarding::new(peer.ip(), tls)),
+            content_length_in_head: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        }
+    }
 }
 
 static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
@@ -72,7 +89,7 @@ impl Gateway {
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        conn: ConnInfo,
+        conn: &ConnInfo,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
         let time = SystemTime::now();
@@ -82,15 +99,29 @@ impl Gateway {
         let request_id =
             headers::client_request_id(&head.headers).unwrap_or_else(|| self.next_request_id());
         let client_ip = headers::client_ip(conn.peer.ip(), &head.headers, trusted);
+        // One header value, shared by the upstream request and the response.
+        let id_header = HeaderValue::from_str(&request_id).ok();
         let mut ctx = RequestCtx::new(request_id, conn.peer, client_ip, conn.tls);
         let received = Arc::new(AtomicU64::new(0));
 
-        let result = match self.admit(&snapshot, &mut ctx, &head).await {
-            Err(rejection) => Err(rejection),
+        let result = match self.admit(&snapshot, &mut ctx, &head, conn).await {
+            Err(rejection) => {
+                crate::body::discard_in_background(body);
+                Err(rejection)
+            }
             Ok(route) => {
                 let pool = &snapshot.upstreams[snapshot.config.routes[route].upstream];
-                self.forward(&snapshot, pool, &ctx, &mut head, body, &received)
-                    .await
+                self.forward(
+                    &snapshot,
+                    pool,
+                    &ctx,
+                    conn,
+                    id_header.as_ref(),
+                    &mut head,
+                    body,
+                    &received,
+                )
+                .await
             }
         };
         let route = ctx.route;
@@ -144,8 +175,8 @@ impl Gateway {
             }) as Box<dyn OnResponseEnd>
         });
         match response {
-            Ok(upstream) => respond_upstream(upstream, &snapshot, &ctx, on_end),
-            Err(rejection) => respond_rejection(&rejection, &snapshot, &ctx, on_end),
+            Ok(upstream) => respond_upstream(upstream, &snapshot, &ctx, id_header, on_end),
+            Err(rejection) => respond_rejection(&rejection, &snapshot, &ctx, id_header, on_end),
         }
     }
 
@@ -155,8 +186,17 @@ impl Gateway {
         snapshot: &Snapshot,
         ctx: &mut RequestCtx,
         head: &Parts,
+        conn: &ConnInfo,
     ) -> Result<usize, Rejection> {
         let gateway = &snapshot.config.gateway;
+        if head.headers.contains_key(header::TRANSFER_ENCODING)
+            && conn.content_length_in_head.load(Ordering::Relaxed)
+        {
+            return Err(Rejection::bad_request(
+                "conflicting_framing",
+                "a request must not carry both Content-Length and Transfer-Encoding",
+            ));
+        }
         if headers::head_size(&head.method, &head.uri, &head.headers) > gateway.max_header_bytes {
             return Err(Rejection::headers_too_large(gateway.max_header_bytes));
         }
@@ -207,28 +247,24 @@ impl Gateway {
     }
 
     /// Sends the request upstream. Returns the response and the upstream time in µs.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         snapshot: &Snapshot,
         pool: &UpstreamPool,
         ctx: &RequestCtx,
+        conn: &ConnInfo,
+        id_header: Option<&HeaderValue>,
         head: &mut Parts,
         body: Incoming,
         received: &Arc<AtomicU64>,
     ) -> Result<(Response<Incoming>, u64), Rejection> {
         let gateway = &snapshot.config.gateway;
-        let host_for_forwarded = headers::request_host(&head.uri, &head.headers).map(str::to_owned);
         headers::strip_hop_by_hop(&mut head.headers);
         let peer_trusted = headers::is_trusted_peer(ctx.peer.ip(), &gateway.trusted_proxies);
-        headers::set_forwarding(
-            &mut head.headers,
-            ctx.peer.ip(),
-            ctx.tls,
-            host_for_forwarded.as_deref(),
-            peer_trusted,
-        );
-        if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
-            head.headers.insert(X_REQUEST_ID.clone(), id);
+        headers::set_forwarding(&mut head.headers, &conn.forwarding, peer_trusted);
+        if let Some(id) = id_header {
+            head.headers.insert(X_REQUEST_ID.clone(), id.clone());
         }
         if pool.preserve_host {
             if let (None, Some(authority)) = (head.headers.get(header::HOST), head.uri.authority())
@@ -285,17 +321,12 @@ impl Gateway {
                 (None, _) => std::mem::take(&mut head.headers),
             };
             let upstream_start = Instant::now();
-            let result = tokio::time::timeout(timeout, pool.client.request(request)).await;
+            let result = tokio::time::timeout(timeout, pool.client().request(request)).await;
             let elapsed = u64::try_from(upstream_start.elapsed().as_micros()).unwrap_or(u64::MAX);
             match result {
                 Ok(Ok(response)) => {
                     if let Some(route) = ctx.route {
-                        self.metrics
-                            .upstream_duration
-                            .get_or_create(&RouteLabels {
-                                route: Name(Arc::clone(&snapshot.route_names[route])),
-                            })
-                            .observe(elapsed as f64 / 1e6);
+                        snapshot.route_metrics[route].upstream.observe_us(elapsed);
                     }
                     return Ok((response, elapsed));
                 }
@@ -344,16 +375,14 @@ impl Gateway {
     }
 
     fn count(&self, snapshot: &Snapshot, outcome: &Outcome, start: Instant) {
+        let index = outcome.route.unwrap_or(snapshot.route_names.len());
+        snapshot.route_metrics[index]
+            .duration
+            .observe_us(u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX));
         let route = Name(match outcome.route {
             Some(r) => Arc::clone(&snapshot.route_names[r]),
             None => Arc::clone(&snapshot.no_route),
         });
-        self.metrics
-            .request_duration
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-            })
-            .observe(start.elapsed().as_secs_f64());
         self.metrics
             .requests
             .get_or_create(&RequestLabels {
@@ -383,12 +412,17 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-fn security_headers(headers: &mut http::HeaderMap, snapshot: &Snapshot, ctx: &RequestCtx) {
+fn security_headers(
+    headers: &mut http::HeaderMap,
+    snapshot: &Snapshot,
+    ctx: &RequestCtx,
+    id: Option<HeaderValue>,
+) {
     headers.insert(X_CONTENT_TYPE_OPTIONS.clone(), NOSNIFF.clone());
     if ctx.tls {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, snapshot.hsts.clone());
     }
-    if let Ok(id) = HeaderValue::from_str(&ctx.request_id) {
+    if let Some(id) = id {
         headers.insert(X_REQUEST_ID.clone(), id);
     }
 }
@@ -397,13 +431,14 @@ fn respond_upstream(
     upstream: Response<Incoming>,
     snapshot: &Snapshot,
     ctx: &RequestCtx,
+    id: Option<HeaderValue>,
     on_end: Option<Box<dyn OnResponseEnd>>,
 ) -> Response<ResponseBody> {
     let (mut parts, body) = upstream.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);
     parts.headers.remove(header::SERVER);
     parts.headers.remove(&X_POWERED_BY);
-    security_headers(&mut parts.headers, snapshot, ctx);
+    security_headers(&mut parts.headers, snapshot, ctx, id);
     parts.version = Version::HTTP_11;
     Response::from_parts(parts, ResponseBody::upstream(body, on_end))
 }
@@ -413,6 +448,7 @@ pub(crate) fn respond_rejection(
     rejection: &Rejection,
     snapshot: &Snapshot,
     ctx: &RequestCtx,
+    id: Option<HeaderValue>,
     on_end: Option<Box<dyn OnResponseEnd>>,
 ) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(rejection.body(&ctx.request_id), on_end));
@@ -423,6 +459,6 @@ pub(crate) fn respond_rejection(
     for (name, value) in &rejection.headers {
         headers.insert(name.clone(), value.clone());
     }
-    security_headers(headers, snapshot, ctx);
+    security_headers(headers, snapshot, ctx, id);
     response
 }

@@ -21,6 +21,22 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed list and every header the
 /// `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these, and a scan is much
+    // cheaper than nine hash lookups.
+    let any = headers.keys().any(|name| {
+        name == header::CONNECTION
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+            || name == header::TE
+            || name == header::TRAILER
+            || name == header::TRANSFER_ENCODING
+            || name == header::UPGRADE
+            || name == header::PROXY_AUTHORIZATION
+            || name == header::PROXY_AUTHENTICATE
+    });
+    if !any {
+        return;
+    }
     if let Some(connection) = headers.get(header::CONNECTION) {
         let named: Vec<HeaderName> = connection
             .to_str()
@@ -119,61 +135,76 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr
     client
 }
 
+/// The forwarding header values of one connection, computed once when it is accepted.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    /// The peer as an `X-Forwarded-For` element.
+    pub for_value: HeaderValue,
+    /// The peer as a `Forwarded` element (`for=…;proto=…`).
+    pub forwarded_value: HeaderValue,
+    /// `http` or `https`.
+    pub proto: HeaderValue,
+}
+
+impl Forwarding {
+    /// Computes the values for a peer.
+    pub fn new(peer: IpAddr, tls: bool) -> Self {
+        let peer = canonical(peer);
+        let node = match peer {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let proto = if tls { "https" } else { "http" };
+        let forwarded = format!("for={node};proto={proto}");
+        Self {
+            for_value: HeaderValue::from_str(&peer.to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            forwarded_value: HeaderValue::from_str(&forwarded)
+                .unwrap_or_else(|_| HeaderValue::from_static("for=unknown")),
+            proto: HeaderValue::from_static(if tls { "https" } else { "http" }),
+        }
+    }
+}
+
 /// Sets the forwarding headers sent upstream. From a trusted proxy the existing chain is
 /// extended; from anyone else it is replaced, so an upstream never sees a client-forged hop.
-pub fn set_forwarding(
-    headers: &mut HeaderMap,
-    peer: IpAddr,
-    tls: bool,
-    host: Option<&str>,
-    peer_trusted: bool,
-) {
-    let peer = canonical(peer);
-    let proto = if tls { "https" } else { "http" };
-
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if peer_trusted && headers.get_all(&X_FORWARDED_FOR).iter().count() == 1 => {
-            format!("{existing}, {peer}")
-        }
-        _ => peer.to_string(),
-    };
-    headers.remove(&X_FORWARDED_FOR);
-    if let Ok(value) = HeaderValue::from_str(&xff) {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
-    if let Some(host) = host.filter(|h| {
-        h.bytes()
-            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-    }) {
-        element.push_str(";host=\"");
-        element.push_str(host);
-        element.push('"');
-    }
-    let forwarded = match headers.get(header::FORWARDED).and_then(|v| v.to_str().ok()) {
-        Some(existing)
-            if peer_trusted && headers.get_all(header::FORWARDED).iter().count() == 1 =>
-        {
-            format!("{existing}, {element}")
-        }
-        _ => element,
-    };
-    headers.remove(header::FORWARDED);
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
-        headers.insert(header::FORWARDED, value);
-    }
-
+pub fn set_forwarding(headers: &mut HeaderMap, forwarding: &Forwarding, peer_trusted: bool) {
+    extend_or_replace(
+        headers,
+        &X_FORWARDED_FOR,
+        &forwarding.for_value,
+        peer_trusted,
+    );
+    extend_or_replace(
+        headers,
+        &header::FORWARDED,
+        &forwarding.forwarded_value,
+        peer_trusted,
+    );
     if !(peer_trusted && headers.contains_key(&X_FORWARDED_PROTO)) {
-        headers.insert(
-            X_FORWARDED_PROTO.clone(),
-            HeaderValue::from_static(if tls { "https" } else { "http" }),
-        );
+        headers.insert(X_FORWARDED_PROTO.clone(), forwarding.proto.clone());
     }
+}
+
+fn extend_or_replace(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    element: &HeaderValue,
+    trusted: bool,
+) {
+    if trusted && headers.get_all(name).iter().count() == 1 {
+        if let Some(existing) = headers.get(name) {
+            let mut joined = Vec::with_capacity(existing.len() + 2 + element.len());
+            joined.extend_from_slice(existing.as_bytes());
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(element.as_bytes());
+            if let Ok(value) = HeaderValue::from_bytes(&joined) {
+                headers.insert(name.clone(), value);
+                return;
+            }
+        }
+    }
+    headers.insert(name.clone(), element.clone());
 }
 
 /// Whether a peer is a trusted proxy.
@@ -274,23 +305,36 @@ mod tests {
 
     #[test]
     fn forwarding_is_replaced_for_untrusted_and_extended_for_trusted() {
+        let proxies: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let untrusted: IpAddr = "192.0.2.9".parse().unwrap();
+        let mut headers = map(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        let trusted = is_trusted_peer(untrusted, &proxies);
+        set_forwarding(&mut headers, &Forwarding::new(untrusted, true), trusted);
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.9");
+        assert_eq!(headers["forwarded"], "for=192.0.2.9;proto=https");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+
         let mut headers = map(&[("x-forwarded-for", "1.2.3.4"), ("forwarded", "for=1.2.3.4")]);
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         set_forwarding(
             &mut headers,
-            "192.0.2.9".parse().unwrap(),
-            true,
-            Some("api.example.com"),
+            &Forwarding::new(proxy, false),
+            is_trusted_peer(proxy, &proxies),
+        );
+        assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+        assert_eq!(headers["forwarded"], "for=1.2.3.4, for=10.0.0.1;proto=http");
+
+        let mut headers = map(&[]);
+        set_forwarding(
+            &mut headers,
+            &Forwarding::new("2001:db8::1".parse().unwrap(), false),
             false,
         );
-        assert_eq!(headers["x-forwarded-for"], "192.0.2.9");
-        assert_eq!(
-            headers["forwarded"],
-            "for=192.0.2.9;proto=https;host=\"api.example.com\""
-        );
-        assert_eq!(headers["x-forwarded-proto"], "https");
-        let mut headers = map(&[("x-forwarded-for", "1.2.3.4")]);
-        set_forwarding(&mut headers, "10.0.0.1".parse().unwrap(), false, None, true);
-        assert_eq!(headers["x-forwarded-for"], "1.2.3.4, 10.0.0.1");
+        assert_eq!(headers["forwarded"], "for=\"[2001:db8::1]\";proto=http");
     }
 
     #[test]

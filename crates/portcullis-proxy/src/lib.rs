@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod body;
+mod framing;
 pub mod gateway;
 pub mod handler;
 pub mod headers;

@@ -6,11 +6,15 @@
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// A label value from config (a route or upstream name), shared rather than copied per
@@ -72,9 +76,9 @@ pub struct Metrics {
     /// Requests by route, status and decision.
     pub requests: Family<RequestLabels, Counter>,
     /// Time from request head to response head, by route.
-    pub request_duration: Family<RouteLabels, Histogram>,
+    pub request_duration: Family<RouteLabels, LatencyHistogram>,
     /// Time the upstream took to answer, by route.
-    pub upstream_duration: Family<RouteLabels, Histogram>,
+    pub upstream_duration: Family<RouteLabels, LatencyHistogram>,
     /// Upstream failures by upstream and kind.
     pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
     /// Open client connections by scheme.
@@ -87,11 +91,63 @@ pub struct Metrics {
     pub header_timeouts: Counter,
 }
 
-fn latency_buckets() -> impl Iterator<Item = f64> {
-    [
-        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-    ]
-    .into_iter()
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 15] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+/// The same bounds in microseconds, for the hot path.
+const BUCKETS_US: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// A latency histogram of atomics: observing is a few relaxed atomic adds, with no lock
+/// (prometheus-client's own histogram takes a write lock per observation, which the workers
+/// would contend on).
+#[derive(Clone, Debug, Default)]
+pub struct LatencyHistogram(Arc<HistogramCells>);
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    /// Per-bucket counts (not cumulative); the last cell is +Inf.
+    buckets: [AtomicU64; 16],
+    count: AtomicU64,
+    sum_us: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one duration, in microseconds.
+    pub fn observe_us(&self, us: u64) {
+        let index = BUCKETS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(BUCKETS_US.len());
+        self.0.buckets[index].fetch_add(1, Ordering::Relaxed);
+        self.0.count.fetch_add(1, Ordering::Relaxed);
+        self.0.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.0.buckets)
+            .map(|(bound, cell)| (*bound, cell.load(Ordering::Relaxed)))
+            .collect();
+        buckets.push((f64::MAX, self.0.buckets[15].load(Ordering::Relaxed)));
+        let sum = self.0.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let count = self.0.count.load(Ordering::Relaxed);
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 impl Metrics {
@@ -104,17 +160,13 @@ impl Metrics {
             "Requests by route, status and decision",
             requests.clone(),
         );
-        let request_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
+        let request_duration = Family::<RouteLabels, LatencyHistogram>::default();
         registry.register(
             "request_duration_seconds",
             "Time from request head to response head",
             request_duration.clone(),
         );
-        let upstream_duration = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new(latency_buckets())
-        });
+        let upstream_duration = Family::<RouteLabels, LatencyHistogram>::default();
         registry.register(
             "upstream_duration_seconds",
             "Time the upstream took to send its response head",

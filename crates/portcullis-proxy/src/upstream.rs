@@ -38,8 +38,9 @@ pub struct UpstreamPool {
     pub timeout: Duration,
     /// Forward the client's `Host`.
     pub preserve_host: bool,
-    /// The pooled client.
-    pub client: UpstreamClient,
+    /// One pooled client per data-plane worker, so a connection is only ever used by the
+    /// thread whose runtime drives it.
+    clients: Vec<UpstreamClient>,
     next: AtomicUsize,
     fail_timeout: Duration,
     epoch: Instant,
@@ -56,7 +57,7 @@ impl std::fmt::Debug for UpstreamPool {
 
 impl UpstreamPool {
     /// Builds the pool for an upstream; `index` is its position in the config (for errors).
-    pub fn new(config: &Upstream, index: usize) -> Result<Self, ConfigError> {
+    pub fn new(config: &Upstream, index: usize, workers: usize) -> Result<Self, ConfigError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -103,12 +104,16 @@ impl UpstreamPool {
                 (Scheme::HTTPS, builder.enable_http1().wrap_connector(http))
             }
         };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .pool_idle_timeout(config.idle_timeout)
-            .pool_max_idle_per_host(config.max_idle_per_target)
-            .build(connector);
+        let clients = (0..workers.max(1))
+            .map(|_| {
+                Client::builder(TokioExecutor::new())
+                    .pool_timer(TokioTimer::new())
+                    .timer(TokioTimer::new())
+                    .pool_idle_timeout(config.idle_timeout)
+                    .pool_max_idle_per_host(config.max_idle_per_target)
+                    .build(connector.clone())
+            })
+            .collect();
         let targets = config
             .targets
             .iter()
@@ -134,11 +139,16 @@ impl UpstreamPool {
             targets,
             timeout: config.timeout,
             preserve_host: config.preserve_host,
-            client,
+            clients,
             next: AtomicUsize::new(0),
             fail_timeout: config.fail_timeout,
             epoch: Instant::now(),
         })
+    }
+
+    /// The client of the worker running on this thread.
+    pub fn client(&self) -> &UpstreamClient {
+        &self.clients[crate::server::worker_index() % self.clients.len()]
     }
 
     fn now_ms(&self) -> u64 {

@@ -56,11 +56,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The control runtime: signals, the admin listener, the quickstart demo API. The data plane
+/// runs on worker threads of its own (see `portcullis_proxy::serve`).
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context as _;
-    tokio::runtime::Builder::new_multi_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .thread_name("portcullis")
         .build()
         .context("cannot start the async runtime")
 }

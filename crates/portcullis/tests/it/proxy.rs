@@ -321,10 +321,7 @@ async fn request_ids_and_forwarding_headers() {
         .await
         .unwrap();
     assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1");
-    assert_eq!(
-        echo["headers"]["forwarded"][0],
-        "for=127.0.0.1;proto=http;host=\"shop.example\""
-    );
+    assert_eq!(echo["headers"]["forwarded"][0], "for=127.0.0.1;proto=http");
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "http");
     // Host is the target's unless preserve_host.
     assert_eq!(echo["headers"]["host"][0], a.addr.to_string());
