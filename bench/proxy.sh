@@ -2,7 +2,9 @@
 # Plain reverse-proxy cost: the same wrk load, in one run, on loopback, against
 #   (a) the upstream directly (nginx serving a fixed 200),
 #   (b) nginx as a reverse proxy with a keep-alive upstream pool,
-#   (c) Portcullis with a single route (access log off, then to a file).
+#   (c) Portcullis with a single route (access log off, then to a file),
+#   (d) the floor of Portcullis' stack: crates/portcullis-proxy/examples/hyper_floor.rs, a
+#       reverse proxy of bare hyper + hyper-util on the same thread-per-core runtime layout.
 # Reports requests/s, p50/p99, CPU µs per request of the proxy process(es)
 # (utime+stime from /proc/PID/stat divided by requests served) and RSS after load.
 #
@@ -27,11 +29,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-UP=18081; NGX=18082; PC=18083; PCLOG=18084
+UP=18081; NGX=18082; PC=18083; PCLOG=18084; FLOOR=18085
 
 echo "building portcullis (release)" >&2
-(cd "$root" && cargo build --release --locked -q -p portcullis)
+(cd "$root" && cargo build --release --locked -q -p portcullis && cargo build --release --locked -q -p portcullis-proxy --example hyper_floor)
 bin="$root/target/release/portcullis"
+floor="$root/target/release/examples/hyper_floor"
 
 mkdir -p "$work/up" "$work/ngx"
 cat > "$work/up/nginx.conf" <<CONF
@@ -96,6 +99,8 @@ nginx -c "$work/ngx/nginx.conf" & pids+=($!); ngx_pid=$!
 wait_port $NGX
 "$bin" serve -c "$work/pc-$PC.toml" 2>"$work/pc.err" & pids+=($!); pc_pid=$!
 wait_port $PC
+"$floor" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$(nproc)" & pids+=($!); floor_pid=$!
+wait_port $FLOOR
 
 echo
 echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -106,6 +111,9 @@ PIDS_FOR_RSS=()
 measure "upstream direct (nginx return 200)" "http://127.0.0.1:$UP/"
 PIDS_FOR_RSS=($(pid_tree "$ngx_pid"))
 measure "nginx reverse proxy" "http://127.0.0.1:$NGX/" "${PIDS_FOR_RSS[@]}"
+PIDS_FOR_RSS=("$floor_pid")
+measure "bare hyper proxy (floor of the stack)" "http://127.0.0.1:$FLOOR/" "$floor_pid"
+kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 PIDS_FOR_RSS=("$pc_pid")
 measure "portcullis (access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
 kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true

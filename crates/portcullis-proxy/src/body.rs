@@ -33,12 +33,13 @@ pub struct RequestBody {
     inner: Option<Incoming>,
     remaining: u64,
     limit: u64,
-    received: Arc<AtomicU64>,
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
-    /// Wraps a client body with a size bound; `received` counts the bytes that pass.
-    pub fn new(inner: Incoming, limit: u64, received: Arc<AtomicU64>) -> Self {
+    /// Wraps a client body with a size bound; `received`, when given, counts the bytes that
+    /// pass (for the access log).
+    pub fn new(inner: Incoming, limit: u64, received: Option<Arc<AtomicU64>>) -> Self {
         Self {
             inner: Some(inner),
             remaining: limit,
@@ -48,7 +49,7 @@ impl RequestBody {
     }
 
     /// An empty body (a retried request that had none).
-    pub fn empty(received: Arc<AtomicU64>) -> Self {
+    pub fn empty(received: Option<Arc<AtomicU64>>) -> Self {
         Self {
             inner: None,
             remaining: 0,
@@ -83,7 +84,9 @@ impl Body for RequestBody {
                         }))));
                     }
                     this.remaining -= len;
-                    this.received.fetch_add(len, Ordering::Relaxed);
+                    if let Some(received) = &this.received {
+                        received.fetch_add(len, Ordering::Relaxed);
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

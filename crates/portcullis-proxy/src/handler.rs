@@ -65,7 +65,7 @@ struct LogOnEnd {
     snapshot: Arc<Snapshot>,
     record: AccessRecord,
     start: Instant,
-    received: Arc<AtomicU64>,
+    received: Option<Arc<AtomicU64>>,
 }
 
 impl OnResponseEnd for LogOnEnd {
@@ -77,7 +77,7 @@ impl OnResponseEnd for LogOnEnd {
             received,
         } = *self;
         record.bytes_out = bytes_out;
-        record.bytes_in = received.load(Ordering::Relaxed);
+        record.bytes_in = received.map_or(0, |r| r.load(Ordering::Relaxed));
         record.total_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
         snapshot.access_log.record(record);
     }
@@ -102,7 +102,11 @@ impl Gateway {
         // One header value, shared by the upstream request and the response.
         let id_header = HeaderValue::from_str(&request_id).ok();
         let mut ctx = RequestCtx::new(request_id, conn.peer, client_ip, conn.tls);
-        let received = Arc::new(AtomicU64::new(0));
+        // Counting request body bytes is only needed for the access log.
+        let received = snapshot
+            .access_log
+            .enabled()
+            .then(|| Arc::new(AtomicU64::new(0)));
 
         let result = match self.admit(&snapshot, &mut ctx, &head, conn).await {
             Err(rejection) => {
@@ -257,7 +261,7 @@ impl Gateway {
         id_header: Option<&HeaderValue>,
         head: &mut Parts,
         body: Incoming,
-        received: &Arc<AtomicU64>,
+        received: &Option<Arc<AtomicU64>>,
     ) -> Result<(Response<Incoming>, u64), Rejection> {
         let gateway = &snapshot.config.gateway;
         headers::strip_hop_by_hop(&mut head.headers);
@@ -297,7 +301,7 @@ impl Gateway {
         let mut body = Some(RequestBody::new(
             body,
             gateway.max_body_bytes,
-            Arc::clone(received),
+            received.clone(),
         ));
         for attempt in 0..attempts {
             let target = pool.pick();
@@ -311,7 +315,7 @@ impl Gateway {
                 })?;
             let mut request = Request::new(
                 body.take()
-                    .unwrap_or_else(|| RequestBody::empty(Arc::clone(received))),
+                    .unwrap_or_else(|| RequestBody::empty(received.clone())),
             );
             *request.method_mut() = head.method.clone();
             *request.uri_mut() = uri;

@@ -8,14 +8,30 @@ use std::time::{Duration, Instant};
 use http::uri::{Authority, Scheme};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_config::{ConfigError, Upstream};
 
 use crate::body::RequestBody;
 
-/// The HTTP client type of every upstream.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, RequestBody>;
+/// The pooled HTTP client of one upstream and one worker.
+#[derive(Clone)]
+pub enum UpstreamClient {
+    /// Plain HTTP targets.
+    Plain(Client<HttpConnector, RequestBody>),
+    /// HTTPS targets, verified against the upstream's CA.
+    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
+}
+
+impl UpstreamClient {
+    /// Sends a request on a pooled connection.
+    pub fn request(&self, request: http::Request<RequestBody>) -> ResponseFuture {
+        match self {
+            UpstreamClient::Plain(client) => client.request(request),
+            UpstreamClient::Tls(client) => client.request(request),
+        }
+    }
+}
 
 /// One target and its health.
 #[derive(Debug)]
@@ -62,34 +78,32 @@ impl UpstreamPool {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let (scheme, connector) = match &config.tls {
-            None => (
-                Scheme::HTTP,
-                hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(
-                        // Never used for plain upstreams: the URI scheme is http.
-                        rustls::ClientConfig::builder_with_provider(Arc::new(
-                            rustls::crypto::ring::default_provider(),
-                        ))
-                        .with_safe_default_protocol_versions()
-                        .map_err(|err| ConfigError {
-                            path: format!("upstream[{index}]"),
-                            message: format!("TLS setup failed: {err}"),
-                        })?
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                    )
-                    .https_or_http()
-                    .enable_http1()
-                    .wrap_connector(http),
-            ),
+        let builder = || {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_timer(TokioTimer::new())
+                .timer(TokioTimer::new())
+                .pool_idle_timeout(config.idle_timeout)
+                .pool_max_idle_per_host(config.max_idle_per_target);
+            builder
+        };
+        let workers = workers.max(1);
+        let (scheme, clients) = match &config.tls {
+            // Plain upstreams get the plain connector: the TLS wrapper would be cloned and
+            // dropped on every request for nothing.
+            None => {
+                let clients = (0..workers)
+                    .map(|_| UpstreamClient::Plain(builder().build(http.clone())))
+                    .collect();
+                (Scheme::HTTP, clients)
+            }
             Some(tls) => {
                 let client_config =
                     crate::tls::upstream_client_config(tls, &format!("upstream[{index}].tls.ca"))?;
-                let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config(client_config)
                     .https_only();
-                let builder = match &tls.server_name {
+                let connector = match &tls.server_name {
                     Some(name) => {
                         let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(
                             |err| ConfigError {
@@ -97,23 +111,17 @@ impl UpstreamPool {
                                 message: format!("\"{name}\": {err}"),
                             },
                         )?;
-                        builder.with_server_name_resolver(FixedServerNameResolver::new(name))
+                        connector.with_server_name_resolver(FixedServerNameResolver::new(name))
                     }
-                    None => builder,
+                    None => connector,
                 };
-                (Scheme::HTTPS, builder.enable_http1().wrap_connector(http))
+                let connector = connector.enable_http1().wrap_connector(http);
+                let clients = (0..workers)
+                    .map(|_| UpstreamClient::Tls(builder().build(connector.clone())))
+                    .collect();
+                (Scheme::HTTPS, clients)
             }
         };
-        let clients = (0..workers.max(1))
-            .map(|_| {
-                Client::builder(TokioExecutor::new())
-                    .pool_timer(TokioTimer::new())
-                    .timer(TokioTimer::new())
-                    .pool_idle_timeout(config.idle_timeout)
-                    .pool_max_idle_per_host(config.max_idle_per_target)
-                    .build(connector.clone())
-            })
-            .collect();
         let targets = config
             .targets
             .iter()
