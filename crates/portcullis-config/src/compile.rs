@@ -509,6 +509,12 @@ fn compile_routes(
             .admission
             .as_ref()
             .map(|a| compile_admission(a, index, errors));
+        let inspect = section
+            .inspect
+            .as_ref()
+            .map_or_else(crate::Inspect::default, |i| {
+                compile_inspect(i, index, errors)
+            });
 
         if let (Some(path), Some(upstream)) = (path, upstream) {
             routes.push((
@@ -521,6 +527,7 @@ fn compile_routes(
                     upstream,
                     auth,
                     admission,
+                    inspect,
                 },
             ));
         }
@@ -579,6 +586,63 @@ fn compile_auth(auth: Option<&[String]>, index: usize, errors: &mut Errors) -> V
         );
     }
     methods
+}
+
+fn compile_inspect(
+    section: &wire::InspectSection,
+    index: usize,
+    errors: &mut Errors,
+) -> crate::Inspect {
+    let at = |key: &str| format!("route[{index}].inspect.{key}");
+    let mut inspect = crate::Inspect {
+        mode: parse_mode(section.mode.as_deref(), &at("mode"), errors),
+        ..crate::Inspect::default()
+    };
+    if let Some(text) = section.sensitivity.as_deref() {
+        match text.parse::<portcullis_inspect::Sensitivity>() {
+            Ok(sensitivity) => inspect.settings.sensitivity = sensitivity,
+            Err(_) => errors.push(
+                at("sensitivity"),
+                format!(
+                    "\"{text}\" is not a sensitivity: use \"balanced\", \"strict\" or \"paranoid\""
+                ),
+            ),
+        }
+    }
+    for (i, text) in section.exclude.iter().flatten().enumerate() {
+        match text.parse::<portcullis_inspect::Exclusion>() {
+            Ok(exclusion) => inspect.settings.exclusions.push(exclusion),
+            Err(err) => errors.push(
+                format!("route[{index}].inspect.exclude[{i}]"),
+                err.to_string(),
+            ),
+        }
+    }
+    let max = size(
+        &section.max_body_bytes,
+        64 * 1024,
+        &at("max_body_bytes"),
+        errors,
+    );
+    if max > 16 * 1024 * 1024 {
+        errors.push(
+            at("max_body_bytes"),
+            format!("{max} is out of range: inspect at most 16 MiB"),
+        );
+    }
+    inspect.max_body_bytes = usize::try_from(max).unwrap_or(64 * 1024);
+    inspect.on_large_body = match section.on_large_body.as_deref() {
+        None | Some("inspect_prefix") => crate::LargeBody::InspectPrefix,
+        Some("reject") => crate::LargeBody::Reject,
+        Some(other) => {
+            errors.push(
+                at("on_large_body"),
+                format!("\"{other}\" is not a policy: use \"inspect_prefix\" or \"reject\""),
+            );
+            crate::LargeBody::InspectPrefix
+        }
+    };
+    inspect
 }
 
 fn compile_admission(

@@ -254,6 +254,39 @@ pub struct Admission {
     pub mode: FilterMode,
 }
 
+/// What happens to a body larger than the inspection bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LargeBody {
+    /// Inspect the first `max_body_bytes` and forward the whole body.
+    InspectPrefix,
+    /// Refuse the request with 413.
+    Reject,
+}
+
+/// Attack payload inspection of a route.
+#[derive(Debug, Clone)]
+pub struct Inspect {
+    /// Block, monitor or off.
+    pub mode: FilterMode,
+    /// Engine settings (sensitivity, exclusions).
+    pub settings: portcullis_inspect::Settings,
+    /// Bytes of the body that are inspected.
+    pub max_body_bytes: usize,
+    /// What happens past `max_body_bytes`.
+    pub on_large_body: LargeBody,
+}
+
+impl Default for Inspect {
+    fn default() -> Self {
+        Self {
+            mode: FilterMode::Block,
+            settings: portcullis_inspect::Settings::default(),
+            max_body_bytes: 64 * 1024,
+            on_large_body: LargeBody::InspectPrefix,
+        }
+    }
+}
+
 /// `[[route]]`, compiled.
 #[derive(Debug, Clone)]
 pub struct Route {
@@ -271,6 +304,8 @@ pub struct Route {
     pub auth: Vec<AuthMethod>,
     /// IP admission rules.
     pub admission: Option<Admission>,
+    /// Attack payload inspection.
+    pub inspect: Inspect,
 }
 
 impl Config {

@@ -142,6 +142,23 @@ pub struct RouteSection {
     pub auth: Option<Vec<String>>,
     /// IP allow/deny lists.
     pub admission: Option<AdmissionSection>,
+    /// Attack payload inspection (on, in block mode, when absent).
+    pub inspect: Option<InspectSection>,
+}
+
+/// `route.inspect`.
+#[derive(Debug, Default, Deserialize)]
+pub struct InspectSection {
+    /// `"block"` (default), `"monitor"` or `"off"`.
+    pub mode: Option<String>,
+    /// `"balanced"` (default), `"strict"` or `"paranoid"`.
+    pub sensitivity: Option<String>,
+    /// Findings to drop: `"LOCATION[:CLASS]"`, e.g. `"body.$.description:xss"`.
+    pub exclude: Option<Vec<String>>,
+    /// How much of a request body is inspected.
+    pub max_body_bytes: Option<SizeValue>,
+    /// `"inspect_prefix"` (default) or `"reject"` for bodies past `max_body_bytes`.
+    pub on_large_body: Option<String>,
 }
 
 /// `route.admission`.

@@ -16,7 +16,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::request::Parts;
 use ipnet::IpNet;
-use portcullis_config::{Admission, FilterMode, Route};
+use portcullis_config::{Admission, FilterMode, LargeBody, Route};
+use portcullis_inspect::{Engine, Finding};
 
 use crate::{PathParams, Rejection};
 
@@ -109,6 +110,8 @@ pub struct RequestCtx {
     pub params: PathParams,
     /// Filters in monitor mode that would have refused this request.
     pub monitored: Vec<MonitorEvent>,
+    /// What the inspection engine found (whether or not it blocked).
+    pub findings: Vec<Finding>,
 }
 
 impl RequestCtx {
@@ -122,6 +125,7 @@ impl RequestCtx {
             route: None,
             params: PathParams::default(),
             monitored: Vec::new(),
+            findings: Vec::new(),
         }
     }
 
@@ -140,6 +144,8 @@ impl RequestCtx {
 pub enum Filter {
     /// IP allow/deny lists.
     Admission(AdmissionFilter),
+    /// Attack payload inspection.
+    Inspect(InspectFilter),
 }
 
 impl Filter {
@@ -147,6 +153,7 @@ impl Filter {
     pub fn phase(&self) -> Phase {
         match self {
             Filter::Admission(_) => Phase::Admission,
+            Filter::Inspect(_) => Phase::Inspect,
         }
     }
 
@@ -154,6 +161,7 @@ impl Filter {
     pub fn name(&self) -> &'static str {
         match self {
             Filter::Admission(_) => "admission",
+            Filter::Inspect(_) => "inspect",
         }
     }
 
@@ -161,15 +169,17 @@ impl Filter {
     pub fn mode(&self) -> FilterMode {
         match self {
             Filter::Admission(filter) => filter.mode,
+            Filter::Inspect(filter) => filter.mode,
         }
     }
 
-    /// Judges a request. Async because later filters consult shared state (rate-limit
+    /// Judges a request; `body` is the bounded body prefix read for filters that need it
+    /// (empty otherwise). Async because later filters consult shared state (rate-limit
     /// backends); filters that need nothing of the kind return without awaiting.
-    pub async fn check(&self, ctx: &RequestCtx, head: &Parts) -> Verdict {
-        let _ = head;
+    pub async fn check(&self, ctx: &mut RequestCtx, head: &Parts, body: &[u8]) -> Verdict {
         match self {
             Filter::Admission(filter) => filter.check(ctx.client_ip),
+            Filter::Inspect(filter) => filter.check(ctx, head, body),
         }
     }
 }
@@ -211,6 +221,61 @@ impl AdmissionFilter {
     }
 }
 
+/// Attack payload inspection with the route's engine settings.
+#[derive(Debug, Clone)]
+pub struct InspectFilter {
+    engine: Engine,
+    mode: FilterMode,
+    max_body_bytes: usize,
+    on_large_body: LargeBody,
+}
+
+impl InspectFilter {
+    /// Compiles the route's inspection config.
+    pub fn new(config: &portcullis_config::Inspect) -> Self {
+        Self {
+            engine: Engine::new(config.settings.clone()),
+            mode: config.mode,
+            max_body_bytes: config.max_body_bytes,
+            on_large_body: config.on_large_body,
+        }
+    }
+
+    fn check(&self, ctx: &mut RequestCtx, head: &Parts, body: &[u8]) -> Verdict {
+        let headers: Vec<(&str, &[u8])> = head
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        let request = portcullis_inspect::Request {
+            method: head.method.as_str(),
+            path: head.uri.path(),
+            query: head.uri.query(),
+            headers: &headers,
+            body,
+        };
+        let inspection = self.engine.inspect(&request);
+        ctx.findings = inspection.findings;
+        if inspection.blocked {
+            Verdict::Reject(Rejection::forbidden(
+                "request_blocked",
+                "the request was blocked by the gateway's inspection",
+            ))
+        } else {
+            Verdict::Continue
+        }
+    }
+}
+
+/// How much of the body a chain needs to see before it can judge a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyNeed {
+    /// Bytes to read at most.
+    pub max_bytes: usize,
+    /// What to do with a longer body.
+    pub on_large_body: LargeBody,
+}
+
 /// A route's filters, in phase order.
 #[derive(Debug, Clone, Default)]
 pub struct Chain {
@@ -224,6 +289,9 @@ impl Chain {
         if let Some(admission) = &route.admission {
             filters.push(Filter::Admission(AdmissionFilter::new(admission)));
         }
+        if route.inspect.mode != FilterMode::Off {
+            filters.push(Filter::Inspect(InspectFilter::new(&route.inspect)));
+        }
         // Stable sort: filters of one phase keep their config order.
         filters.sort_by_key(Filter::phase);
         Self { filters }
@@ -234,15 +302,27 @@ impl Chain {
         &self.filters
     }
 
+    /// Whether a filter needs to see the request body, and how much of it.
+    pub fn body_need(&self) -> Option<BodyNeed> {
+        self.filters.iter().find_map(|filter| match filter {
+            Filter::Inspect(inspect) if inspect.mode != FilterMode::Off => Some(BodyNeed {
+                max_bytes: inspect.max_body_bytes,
+                on_large_body: inspect.on_large_body,
+            }),
+            _ => None,
+        })
+    }
+
     /// Runs every filter in order. The first blocking rejection ends the chain; a monitor-mode
-    /// rejection is recorded in the context and the chain goes on.
-    pub async fn run(&self, ctx: &mut RequestCtx, head: &Parts) -> Verdict {
+    /// rejection is recorded in the context and the chain goes on. `body` is the body prefix
+    /// read according to [`Chain::body_need`].
+    pub async fn run(&self, ctx: &mut RequestCtx, head: &Parts, body: &[u8]) -> Verdict {
         for filter in &self.filters {
             let mode = filter.mode();
             if mode == FilterMode::Off {
                 continue;
             }
-            match filter.check(ctx, head).await {
+            match filter.check(ctx, head, body).await {
                 Verdict::Continue => {}
                 Verdict::Reject(rejection) => match mode {
                     FilterMode::Block => return Verdict::Reject(rejection),
@@ -279,7 +359,7 @@ mod tests {
         let ip: IpAddr = ip.parse().unwrap();
         let mut ctx = RequestCtx::new("r".into(), SocketAddr::new(ip, 1), ip, false);
         let (head, ()) = http::Request::new(()).into_parts();
-        let verdict = block_on(chain.run(&mut ctx, &head));
+        let verdict = block_on(chain.run(&mut ctx, &head, b""));
         (verdict, ctx)
     }
 

@@ -46,6 +46,17 @@ pub struct AccessRecord {
     pub code: Option<&'static str>,
     /// Filters in monitor mode that would have refused the request.
     pub monitored: Vec<&'static str>,
+    /// What the inspection engine found.
+    pub findings: Vec<portcullis_inspect::Finding>,
+}
+
+#[derive(Serialize)]
+struct LoggedFinding<'a> {
+    class: &'a str,
+    location: &'a str,
+    detector: &'a str,
+    score: u32,
+    evidence: &'a str,
 }
 
 #[derive(Serialize)]
@@ -66,6 +77,8 @@ struct Line<'a> {
     code: Option<&'a str>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     monitored: &'a [&'static str],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    findings: Vec<LoggedFinding<'a>>,
 }
 
 fn millis(us: u64) -> f64 {
@@ -244,6 +257,17 @@ fn write_record(out: &mut impl Write, line: &mut Vec<u8>, record: &AccessRecord)
         decision: record.decision,
         code: record.code,
         monitored: &record.monitored,
+        findings: record
+            .findings
+            .iter()
+            .map(|f| LoggedFinding {
+                class: f.class.as_str(),
+                location: &f.location,
+                detector: f.detector,
+                score: f.score,
+                evidence: &f.evidence,
+            })
+            .collect(),
     };
     if serde_json::to_writer(&mut *line, &value).is_ok() {
         line.push(b'\n');

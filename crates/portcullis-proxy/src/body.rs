@@ -30,6 +30,8 @@ pub struct BodyTooLarge {
 /// A client's request body on its way upstream.
 #[derive(Debug)]
 pub struct RequestBody {
+    /// Bytes already read from the client (for inspection), sent first.
+    prefix: Option<Bytes>,
     inner: Option<Incoming>,
     remaining: u64,
     limit: u64,
@@ -39,10 +41,17 @@ pub struct RequestBody {
 impl RequestBody {
     /// Wraps a client body with a size bound; `received`, when given, counts the bytes that
     /// pass (for the access log).
-    pub fn new(inner: Incoming, limit: u64, received: Option<Arc<AtomicU64>>) -> Self {
+    /// `prefix` is what was already read from `inner` (and counted); it is sent first.
+    pub fn new(
+        prefix: Bytes,
+        inner: Incoming,
+        limit: u64,
+        received: Option<Arc<AtomicU64>>,
+    ) -> Self {
         Self {
+            remaining: limit.saturating_sub(prefix.len() as u64),
+            prefix: (!prefix.is_empty()).then_some(prefix),
             inner: Some(inner),
-            remaining: limit,
             limit,
             received,
         }
@@ -51,6 +60,7 @@ impl RequestBody {
     /// An empty body (a retried request that had none).
     pub fn empty(received: Option<Arc<AtomicU64>>) -> Self {
         Self {
+            prefix: None,
             inner: None,
             remaining: 0,
             limit: 0,
@@ -68,6 +78,9 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(prefix) = this.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
@@ -97,14 +110,70 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.as_ref().is_none_or(Body::is_end_stream)
+        self.prefix.is_none() && self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner
+        let prefix = self.prefix.as_ref().map_or(0, |p| p.len() as u64);
+        let inner = self
+            .inner
             .as_ref()
-            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint);
+        match inner.exact() {
+            Some(exact) => SizeHint::with_exact(exact + prefix),
+            None => {
+                let mut hint = SizeHint::new();
+                hint.set_lower(inner.lower() + prefix);
+                if let Some(upper) = inner.upper() {
+                    hint.set_upper(upper + prefix);
+                }
+                hint
+            }
+        }
     }
+}
+
+/// Why the body prefix could not be read.
+#[derive(Debug)]
+pub enum PrefixError {
+    /// The body grew past `max_body_bytes`.
+    TooLarge,
+    /// The client's body failed (reset, malformed chunking).
+    Client(hyper::Error),
+}
+
+/// Reads the first `want` bytes of a body (a little more when a frame straddles the bound),
+/// enforcing `limit` on the total. Returns the bytes and whether the whole body fits in
+/// `want` bytes.
+pub async fn read_prefix(
+    body: &mut Incoming,
+    want: usize,
+    limit: u64,
+    received: Option<&Arc<AtomicU64>>,
+) -> Result<(Bytes, bool), PrefixError> {
+    let mut buffer = bytes::BytesMut::new();
+    while buffer.len() < want {
+        match body.frame().await {
+            None => {
+                let fits = buffer.len() <= want;
+                return Ok((buffer.freeze(), fits));
+            }
+            Some(Err(err)) => return Err(PrefixError::Client(err)),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    if (buffer.len() + data.len()) as u64 > limit {
+                        return Err(PrefixError::TooLarge);
+                    }
+                    if let Some(received) = received {
+                        received.fetch_add(data.len() as u64, Ordering::Relaxed);
+                    }
+                    buffer.extend_from_slice(&data);
+                }
+            }
+        }
+    }
+    let fits = buffer.len() <= want && body.is_end_stream();
+    Ok((buffer.freeze(), fits))
 }
 
 /// Reads and throws away what is left of a refused request body, for a bounded time and

@@ -6,19 +6,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
+use portcullis_config::LargeBody;
 use portcullis_core::{Decision, Rejection, RequestCtx, RouteMatch, Verdict};
 
 use crate::access_log::AccessRecord;
-use crate::body::{is_body_too_large, OnResponseEnd, RequestBody, ResponseBody};
+use crate::body::{
+    is_body_too_large, read_prefix, OnResponseEnd, PrefixError, RequestBody, ResponseBody,
+};
 use crate::gateway::{Gateway, Snapshot};
 use crate::headers::{self, X_CONTENT_TYPE_OPTIONS, X_POWERED_BY, X_REQUEST_ID};
-use crate::metrics::{Name, RequestLabels, UpstreamErrorLabels};
+use crate::metrics::{FindingLabels, Name, RequestLabels, UpstreamErrorLabels};
 use crate::upstream::UpstreamPool;
 
 /// The connection a request arrived on.
@@ -108,12 +112,23 @@ impl Gateway {
             .enabled()
             .then(|| Arc::new(AtomicU64::new(0)));
 
-        let result = match self.admit(&snapshot, &mut ctx, &head, conn).await {
+        let mut body = body;
+        let result = match self
+            .admit(
+                &snapshot,
+                &mut ctx,
+                &head,
+                conn,
+                &mut body,
+                received.as_ref(),
+            )
+            .await
+        {
             Err(rejection) => {
                 crate::body::discard_in_background(body);
                 Err(rejection)
             }
-            Ok(route) => {
+            Ok((route, prefix)) => {
                 let pool = &snapshot.upstreams[snapshot.config.routes[route].upstream];
                 self.forward(
                     &snapshot,
@@ -122,6 +137,7 @@ impl Gateway {
                     conn,
                     id_header.as_ref(),
                     &mut head,
+                    prefix,
                     body,
                     &received,
                 )
@@ -155,6 +171,24 @@ impl Gateway {
             }
         };
         self.count(&snapshot, &outcome, start);
+        if !ctx.findings.is_empty() {
+            let action = if outcome.code == Some("request_blocked") {
+                "block"
+            } else if ctx.monitored.iter().any(|m| m.code == "request_blocked") {
+                "monitor"
+            } else {
+                "log"
+            };
+            for finding in &ctx.findings {
+                self.metrics
+                    .findings
+                    .get_or_create(&FindingLabels {
+                        class: finding.class.as_str(),
+                        action,
+                    })
+                    .inc();
+            }
+        }
         let on_end = snapshot.access_log.enabled().then(|| {
             Box::new(LogOnEnd {
                 record: AccessRecord {
@@ -172,6 +206,7 @@ impl Gateway {
                     decision: outcome.decision.as_str(),
                     code: outcome.code,
                     monitored: ctx.monitored.iter().map(|m| m.filter).collect(),
+                    findings: std::mem::take(&mut ctx.findings),
                 },
                 snapshot: Arc::clone(&snapshot),
                 start,
@@ -184,14 +219,17 @@ impl Gateway {
         }
     }
 
-    /// Limits, routing and the route's filter chain. Returns the route index.
+    /// Limits, routing, the body prefix the route's filters need, and the route's filter
+    /// chain. Returns the route index and the body prefix read.
     async fn admit(
         &self,
         snapshot: &Snapshot,
         ctx: &mut RequestCtx,
         head: &Parts,
         conn: &ConnInfo,
-    ) -> Result<usize, Rejection> {
+        body: &mut Incoming,
+        received: Option<&Arc<AtomicU64>>,
+    ) -> Result<(usize, Bytes), Rejection> {
         let gateway = &snapshot.config.gateway;
         if head.headers.contains_key(header::TRANSFER_ENCODING)
             && conn.content_length_in_head.load(Ordering::Relaxed)
@@ -244,8 +282,36 @@ impl Gateway {
             }
             RouteMatch::Invalid(rejection) => return Err(rejection),
         };
-        match snapshot.chains[route].run(ctx, head).await {
-            Verdict::Continue => Ok(route),
+        let chain = &snapshot.chains[route];
+        let mut prefix = Bytes::new();
+        if let Some(need) = chain.body_need() {
+            if !body.is_end_stream() {
+                let read = read_prefix(body, need.max_bytes, gateway.max_body_bytes, received);
+                let (bytes, ended) = match tokio::time::timeout(gateway.request_timeout, read).await
+                {
+                    Err(_) => return Err(Rejection::request_timeout()),
+                    Ok(Err(PrefixError::TooLarge)) => {
+                        return Err(Rejection::body_too_large(gateway.max_body_bytes))
+                    }
+                    Ok(Err(PrefixError::Client(_))) => {
+                        return Err(Rejection::bad_request(
+                            "bad_body",
+                            "the request body could not be read",
+                        ))
+                    }
+                    Ok(Ok(read)) => read,
+                };
+                if !ended && need.on_large_body == LargeBody::Reject {
+                    return Err(Rejection::body_too_large(need.max_bytes as u64));
+                }
+                prefix = bytes;
+            }
+        }
+        let inspected = &prefix[..prefix
+            .len()
+            .min(chain.body_need().map_or(0, |n| n.max_bytes))];
+        match chain.run(ctx, head, inspected).await {
+            Verdict::Continue => Ok((route, prefix)),
             Verdict::Reject(rejection) => Err(rejection),
         }
     }
@@ -260,6 +326,7 @@ impl Gateway {
         conn: &ConnInfo,
         id_header: Option<&HeaderValue>,
         head: &mut Parts,
+        prefix: Bytes,
         body: Incoming,
         received: &Option<Arc<AtomicU64>>,
     ) -> Result<(Response<Incoming>, u64), Rejection> {
@@ -288,8 +355,11 @@ impl Gateway {
 
         // A request that sent nothing yet can be tried on another target when the first one
         // refuses the connection: nothing reached the upstream, so nothing can be repeated.
-        let retryable =
-            pool.targets.len() > 1 && body.is_end_stream() && is_idempotent(&head.method);
+        // (`prefix` holds body bytes already read for inspection: such a request has a body.)
+        let retryable = pool.targets.len() > 1
+            && prefix.is_empty()
+            && body.is_end_stream()
+            && is_idempotent(&head.method);
         let saved = retryable.then(|| (head.method.clone(), head.headers.clone()));
         let attempts = if retryable {
             pool.targets.len().min(3)
@@ -299,6 +369,7 @@ impl Gateway {
 
         let timeout = pool.timeout.min(gateway.request_timeout);
         let mut body = Some(RequestBody::new(
+            prefix,
             body,
             gateway.max_body_bytes,
             received.clone(),

