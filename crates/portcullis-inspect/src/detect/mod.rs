@@ -78,6 +78,120 @@ pub(crate) fn judge(value: &Value) -> Vec<Hit> {
     sink.into_hits()
 }
 
+/// Byte-class features of one decoded form, computed in one pass. Each detector states
+/// which features its language needs before it can say anything (an HTML tag needs `<`,
+/// a lookup needs `$`, a traversal needs a separator), so a value made of words and
+/// ordinary punctuation skips most detectors without being looked at twice.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Feat(u64);
+
+impl Feat {
+    pub(crate) const QUOTE: u64 = 1 << 0; // ' "
+    pub(crate) const BACKTICK: u64 = 1 << 1;
+    pub(crate) const LT: u64 = 1 << 2;
+    pub(crate) const GT: u64 = 1 << 3;
+    pub(crate) const EQ: u64 = 1 << 4;
+    pub(crate) const PAREN: u64 = 1 << 5;
+    pub(crate) const SEMI: u64 = 1 << 6;
+    pub(crate) const PIPE: u64 = 1 << 7;
+    pub(crate) const AMP: u64 = 1 << 8;
+    pub(crate) const DOLLAR: u64 = 1 << 9;
+    pub(crate) const BRACE: u64 = 1 << 10;
+    pub(crate) const BRACKET: u64 = 1 << 11;
+    pub(crate) const SLASH: u64 = 1 << 12;
+    pub(crate) const BSLASH: u64 = 1 << 13;
+    pub(crate) const COLON: u64 = 1 << 14;
+    pub(crate) const PCT: u64 = 1 << 15;
+    pub(crate) const HASH: u64 = 1 << 16;
+    pub(crate) const STAR: u64 = 1 << 17;
+    /// `-` that is not between two word characters (an option, `--`, arithmetic).
+    pub(crate) const DASH: u64 = 1 << 18;
+    pub(crate) const DOT: u64 = 1 << 19;
+    /// Control characters (CR, LF, TAB, NUL, ...).
+    pub(crate) const CTRL: u64 = 1 << 20;
+    pub(crate) const SPACE: u64 = 1 << 21;
+    pub(crate) const PLUS: u64 = 1 << 22;
+    pub(crate) const AT: u64 = 1 << 23;
+    pub(crate) const NONASCII: u64 = 1 << 24;
+    /// `~ ! ^ ? ,` and any other ASCII punctuation not named above.
+    pub(crate) const OTHER: u64 = 1 << 25;
+    pub(crate) const DIGIT: u64 = 1 << 26;
+    pub(crate) const ALPHA: u64 = 1 << 27;
+    pub(crate) const UNDERSCORE: u64 = 1 << 28;
+
+    /// Features that make a value more than words: anything but letters, digits,
+    /// spaces, `_`, `.`, `,` and an in-word `-`.
+    const ACTIVE: u64 = !(Feat::DIGIT | Feat::ALPHA | Feat::SPACE | Feat::UNDERSCORE | Feat::DOT);
+
+    pub(crate) fn of(text: &str) -> Feat {
+        let b = text.as_bytes();
+        let mut f = 0u64;
+        for (i, &c) in b.iter().enumerate() {
+            f |= match c {
+                b'a'..=b'z' | b'A'..=b'Z' => Feat::ALPHA,
+                b'0'..=b'9' => Feat::DIGIT,
+                b' ' => Feat::SPACE,
+                b'_' => Feat::UNDERSCORE,
+                b'.' => Feat::DOT,
+                b',' => 0,
+                b'\'' | b'"' => Feat::QUOTE,
+                b'`' => Feat::BACKTICK,
+                b'<' => Feat::LT,
+                b'>' => Feat::GT,
+                b'=' => Feat::EQ,
+                b'(' | b')' => Feat::PAREN,
+                b';' => Feat::SEMI,
+                b'|' => Feat::PIPE,
+                b'&' => Feat::AMP,
+                b'$' => Feat::DOLLAR,
+                b'{' | b'}' => Feat::BRACE,
+                b'[' | b']' => Feat::BRACKET,
+                b'/' => Feat::SLASH,
+                b'\\' => Feat::BSLASH,
+                b':' => Feat::COLON,
+                b'%' => Feat::PCT,
+                b'#' => Feat::HASH,
+                b'*' => Feat::STAR,
+                b'+' => Feat::PLUS,
+                b'@' => Feat::AT,
+                b'-' => {
+                    let word = |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_alphanumeric());
+                    if i > 0 && word(b.get(i - 1)) && word(b.get(i + 1)) {
+                        0
+                    } else {
+                        Feat::DASH
+                    }
+                }
+                0..=0x1f | 0x7f => Feat::CTRL,
+                0x80..=0xff => Feat::NONASCII,
+                _ => Feat::OTHER,
+            };
+        }
+        Feat(f)
+    }
+
+    pub(crate) fn any(self, mask: u64) -> bool {
+        self.0 & mask != 0
+    }
+
+    /// Only words, numbers, spaces and `_ . , -` (in-word).
+    pub(crate) fn inert(self) -> bool {
+        !self.any(Feat::ACTIVE)
+    }
+}
+
+/// Whether `hay` contains `needle` (ASCII, `needle` lower-case) ignoring ASCII case.
+pub(crate) fn contains_nocase(hay: &str, needle: &str) -> bool {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    if n.is_empty() {
+        return true;
+    }
+    if h.len() < n.len() {
+        return false;
+    }
+    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
+}
+
 fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     match origin {
         Origin::PathFull => {
@@ -103,20 +217,65 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         }
         _ => {}
     }
+    let f = Feat::of(text);
+    if f.inert() {
+        judge_words(text, f, sink);
+        return;
+    }
+    sqli::detect(text, sink);
+    if f.any(Feat::LT | Feat::EQ | Feat::PAREN | Feat::COLON | Feat::BACKTICK | Feat::GT | Feat::QUOTE | Feat::AMP | Feat::BSLASH | Feat::PCT | Feat::BRACE | Feat::NONASCII | Feat::PLUS) {
+        xss::detect(text, sink);
+    }
+    cmdi::detect(text, sink);
+    if f.any(Feat::SLASH | Feat::BSLASH | Feat::DOT | Feat::PCT | Feat::CTRL | Feat::COLON | Feat::NONASCII) {
+        traversal::detect(text, sink);
+    }
+    ssrf::detect(text, sink);
+    if f.any(Feat::DOLLAR) {
+        misc::jndi(text, sink);
+        misc::nosqli(text, sink);
+    }
+    misc::ssti(text, sink);
+    misc::ldapi(text, sink);
+    misc::deserialization(text, sink);
+    if contains_nocase(text, "proto") || contains_nocase(text, "constructor") {
+        misc::prototype_pollution(text, sink);
+    }
+    misc::crlf(text, sink);
+    misc::code_injection(text, sink);
+    if f.any(Feat::LT | Feat::PCT | Feat::AMP | Feat::OTHER) {
+        misc::xxe(text, sink);
+    }
+}
+
+/// Judges a value made only of words, numbers, spaces and `_ . , -` (in-word): no
+/// quote, tag, separator, lookup or path can hide in it, so the detectors whose language
+/// needs punctuation stay silent. Words still matter (`1 union select 1,2`,
+/// `information_schema`, `java.lang.Runtime`, `document.cookie`, `whoami`), except in an
+/// identifier that mixes digits into one token (UUIDs, SKUs, hex ids, numbers): no
+/// keyword, command or class name is spelt that way.
+fn judge_words(text: &str, f: Feat, sink: &mut Sink<'_>) {
+    let id_like = !f.any(Feat::SPACE | Feat::DOT)
+        && f.any(Feat::DIGIT)
+        && text.len() >= 6
+        && !text.starts_with('_')
+        && !text.contains("__");
+    if id_like {
+        if text.contains("rO0") || text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aced")) {
+            misc::deserialization(text, sink);
+        }
+        return;
+    }
     sqli::detect(text, sink);
     xss::detect(text, sink);
     cmdi::detect(text, sink);
-    traversal::detect(text, sink);
+    if f.any(Feat::DOT) {
+        traversal::detect(text, sink);
+    }
     ssrf::detect(text, sink);
-    misc::jndi(text, sink);
-    misc::ssti(text, sink);
-    misc::nosqli(text, sink);
-    misc::ldapi(text, sink);
     misc::deserialization(text, sink);
     misc::prototype_pollution(text, sink);
-    misc::crlf(text, sink);
     misc::code_injection(text, sink);
-    misc::xxe(text, sink);
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod quickstart;
 mod serve;
+mod waf;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,17 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The inspection engine offline.
+    Waf {
+        #[command(subcommand)]
+        command: WafCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum WafCommand {
+    /// Judge JSON Lines requests from stdin: one verdict per line, a summary on stderr.
+    Eval(waf::EvalArgs),
 }
 
 /// Logs go to stderr (stdout carries the access log); `PORTCULLIS_LOG` sets the filter.
@@ -53,6 +65,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { config } => Ok(check::run(&config)),
         Command::Serve { config } => serve::run(&config),
         Command::Quickstart(args) => quickstart::run(args),
+        Command::Waf {
+            command: WafCommand::Eval(args),
+        } => waf::eval(&args),
     }
 }
 

@@ -88,6 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("  curl -i {gw}/admin                         # 404: no route, in the gateway's JSON error shape");
             println!("  curl -i -X DELETE {gw}/orders/1            # 405: method not allowed on this route");
             println!("  curl -i --path-as-is '{gw}/orders/%2e%2e/admin'  # 400: ambiguous path refused before routing");
+            println!("  curl -i \"{gw}/orders?id=1%27%20OR%201%3D1--\"   # 403: SQL injection blocked by inspection");
+            println!("  curl -i -X POST {gw}/orders -H 'content-type: application/json' -d '{{\"item\":\"<script>alert(1)</script>\"}}'  # 403: XSS in a JSON body");
             println!("  curl -s {}/metrics | grep portcullis_requests", bound.admin);
             println!();
             println!("Access log lines follow (JSON, one per request). Ctrl-C stops.");

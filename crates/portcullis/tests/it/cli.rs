@@ -238,6 +238,12 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
     assert_eq!(error_code(&response.text().await.unwrap()), "not_found");
     let response = c.get(format!("{admin}/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    let response = c
+        .get(format!("{gateway}/orders?id=1%27%20OR%201%3D1--"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "the demo's attack line is blocked");
 
     signal(&child, libc::SIGINT);
     let output = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
@@ -279,4 +285,77 @@ fn docs_examples_are_valid() {
         }
     }
     assert!(checked >= 1);
+}
+
+#[test]
+fn waf_eval_prints_a_verdict_per_line_and_a_summary() {
+    use std::io::Write;
+    let input = [
+        r#"{"id":"a1","label":"attack","class":"sqli","method":"GET","path":"/","query":"id=1%27%20OR%201%3D1--","headers":{"User-Agent":"curl/8"},"body":""}"#,
+        r#"{"id":"a2","label":"attack","class":"xss","method":"POST","path":"/c","query":"","headers":{"Content-Type":"application/json"},"body":"{\"t\":\"<img src=x onerror=alert(1)>\"}"}"#,
+        r#"{"id":"l1","label":"legit","class":"legit","method":"GET","path":"/","query":"name=O%27Brien&plan=select+a+plan","headers":{},"body":""}"#,
+    ]
+    .join("\n");
+    let mut child = bin()
+        .args(["waf", "eval"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        (lines[0]["id"].as_str(), lines[0]["blocked"].as_bool()),
+        (Some("a1"), Some(true))
+    );
+    assert_eq!(lines[0]["findings"][0]["class"], "sqli");
+    assert_eq!(lines[1]["blocked"], true);
+    assert_eq!(lines[2]["blocked"], false);
+    let summary = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        summary.contains("| attack sqli | 1 | 1 | 100.00% | |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("| legit legit | 1 | 0 | | 100.00% |"),
+        "{summary}"
+    );
+
+    // Bad input: a precise message and a non-zero exit; bad options too.
+    let mut child = bin()
+        .args(["waf", "eval"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{not json\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: not a JSON object"));
+    let output = bin()
+        .args(["waf", "eval", "--sensitivity", "loud"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--sensitivity: \"loud\""));
 }
