@@ -2,7 +2,8 @@
 # Plain reverse-proxy cost: the same wrk load, in one run, on loopback, against
 #   (a) the upstream directly (nginx serving a fixed 200),
 #   (b) nginx as a reverse proxy with a keep-alive upstream pool,
-#   (c) Portcullis with a single route (access log off, then to a file),
+#   (c) Portcullis with a single route: inspection and access log off (the proxy alone), then
+#       with the defaults (inspection on, JSON access log to a file),
 #   (d) the floor of Portcullis' stack: crates/portcullis-proxy/examples/hyper_floor.rs, a
 #       reverse proxy of bare hyper + hyper-util on the same thread-per-core runtime layout.
 # Reports requests/s, p50/p99, CPU µs per request of the proxy process(es)
@@ -74,7 +75,10 @@ http {
 }
 CONF
 for port in $PC $PCLOG; do
-  log=off; [ "$port" = "$PCLOG" ] && log="$work/access-$port.log"
+  # The plain-proxy row turns inspection off (this benchmark measures the proxy); the second
+  # row is the default route: inspection on, JSON access log to a file.
+  log=off; inspect='inspect = { mode = "off" }'
+  [ "$port" = "$PCLOG" ] && { log="$work/access-$port.log"; inspect=""; }
   cat > "$work/pc-$port.toml" <<CONF
 [gateway]
 listen = ["127.0.0.1:$port"]
@@ -90,6 +94,7 @@ name = "all"
 path_prefix = "/"
 upstream = "bench"
 auth = ["none"]
+$inspect
 CONF
 done
 
@@ -115,9 +120,9 @@ PIDS_FOR_RSS=("$floor_pid")
 measure "bare hyper proxy (floor of the stack)" "http://127.0.0.1:$FLOOR/" "$floor_pid"
 kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 PIDS_FOR_RSS=("$pc_pid")
-measure "portcullis (access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
+measure "portcullis (inspection off, access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
 kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
 "$bin" serve -c "$work/pc-$PCLOG.toml" 2>"$work/pclog.err" & pids+=($!); pclog_pid=$!
 wait_port $PCLOG
 PIDS_FOR_RSS=("$pclog_pid")
-measure "portcullis (JSON access log to a file)" "http://127.0.0.1:$PCLOG/" "$pclog_pid"
+measure "portcullis defaults (inspection on, JSON access log to a file)" "http://127.0.0.1:$PCLOG/" "$pclog_pid"

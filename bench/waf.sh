@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Detection, side by side, in one run: the labelled corpus in ../shared/corpora/waf-dev replayed
+# over HTTP against
+#   - Portcullis (default inspection: block, balanced) in front of an upstream that answers 200,
+#   - Apache + ModSecurity 2 + OWASP CRS (Debian packages) as a reverse proxy in blocking
+#     mode at paranoia level 1 and 2, audit log off, in front of the same upstream.
+# Prints, per corpus set and class, the share of attacks blocked and of legitimate requests
+# passed. Installs the packages when missing; starts and stops what it starts by PID.
+#
+#   bench/waf.sh                 # every file of the corpus
+#   bench/waf.sh FILE.jsonl...   # chosen files
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/lib.sh"
+corpus="$root/../shared/corpora/waf-dev"
+[ -d "$corpus" ] || { echo "the corpus is missing: $corpus" >&2; exit 1; }
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=("$corpus"/*.jsonl)
+
+need_pkg nginx nginx
+need_pkg apache2 apache2
+[ -f /usr/lib/apache2/modules/mod_security2.so ] || need_pkg __none__ libapache2-mod-security2
+[ -d /usr/share/modsecurity-crs/rules ] || need_pkg __none__ modsecurity-crs
+command -v python3 >/dev/null || { echo "python3 is needed for the replay" >&2; exit 1; }
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+UP=18181; PC=18182; PL1=18183; PL2=18184
+
+echo "building portcullis (release)" >&2
+(cd "$root" && cargo build --release --locked -q -p portcullis)
+
+cat > "$work/up.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/up.pid;
+error_log $work/up.err crit;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_max_body_size 20m;
+  server { listen 127.0.0.1:$UP; location / { return 200 'ok'; } }
+}
+CONF
+nginx -c "$work/up.conf" & pids+=($!)
+wait_port $UP
+
+cat > "$work/pc.toml" <<CONF
+[gateway]
+listen = ["127.0.0.1:$PC"]
+max_body_bytes = "16 MiB"
+[admin]
+listen = "127.0.0.1:$((PC + 1000))"
+[log]
+access = "off"
+[[upstream]]
+name = "up"
+targets = ["127.0.0.1:$UP"]
+[[route]]
+name = "all"
+path_prefix = "/"
+upstream = "up"
+auth = ["none"]
+CONF
+"$root/target/release/portcullis" serve -c "$work/pc.toml" 2>"$work/pc.err" & pids+=($!)
+wait_port $PC
+
+modules=/usr/lib/apache2/modules
+for level in 1 2; do
+  port=$PL1; [ "$level" = 2 ] && port=$PL2
+  cp /etc/modsecurity/crs/crs-setup.conf "$work/crs-setup-$level.conf"
+  cat >> "$work/crs-setup-$level.conf" <<CONF
+SecAction "id:900000,phase:1,nolog,pass,t:none,setvar:tx.paranoia_level=$level"
+CONF
+  cat > "$work/apache-$level.conf" <<CONF
+ServerRoot /etc/apache2
+ServerName localhost
+Listen 127.0.0.1:$port
+PidFile $work/apache-$level.pid
+ErrorLog $work/apache-$level.err
+LogLevel crit
+LoadModule mpm_event_module $modules/mod_mpm_event.so
+LoadModule authz_core_module $modules/mod_authz_core.so
+LoadModule unique_id_module $modules/mod_unique_id.so
+LoadModule proxy_module $modules/mod_proxy.so
+LoadModule proxy_http_module $modules/mod_proxy_http.so
+LoadModule security2_module $modules/mod_security2.so
+User www-data
+Group www-data
+SecRuleEngine On
+SecRequestBodyAccess On
+SecRequestBodyLimit 20971520
+SecRequestBodyNoFilesLimit 1048576
+SecRequestBodyLimitAction Reject
+SecResponseBodyAccess Off
+SecAuditEngine Off
+SecTmpDir $work
+SecDataDir $work
+SecPcreMatchLimit 500000
+SecPcreMatchLimitRecursion 500000
+Include $work/crs-setup-$level.conf
+Include /usr/share/modsecurity-crs/rules/*.conf
+ProxyPass "/" "http://127.0.0.1:$UP/"
+CONF
+  chown www-data "$work" 2>/dev/null || true
+  apache2 -f "$work/apache-$level.conf" -DFOREGROUND & pids+=($!)
+  wait_port "$port"
+done
+
+echo "replaying ${#files[@]} file(s): $(cat "${files[@]}" | wc -l) requests per target" >&2
+replays=()
+python3 "$here/waf_replay.py" "127.0.0.1:$PC" "${files[@]}" > "$work/pc.json" & replays+=($!)
+python3 "$here/waf_replay.py" "127.0.0.1:$PL1" "${files[@]}" > "$work/pl1.json" & replays+=($!)
+python3 "$here/waf_replay.py" "127.0.0.1:$PL2" "${files[@]}" > "$work/pl2.json" & replays+=($!)
+for pid in "${replays[@]}"; do wait "$pid"; done
+
+python3 - "$work/pc.json" "$work/pl1.json" "$work/pl2.json" <<'PY'
+import json, sys
+pc, pl1, pl2 = (json.load(open(p)) for p in sys.argv[1:4])
+print()
+print("| set: class | requests | Portcullis (balanced) | ModSecurity + CRS PL1 | ModSecurity + CRS PL2 |")
+print("|---|---:|---:|---:|---:|")
+def share(t, legit):
+    n = t["total"] or 1
+    v = (n - t["blocked"]) if legit else t["blocked"]
+    s = f"{100.0 * v / n:.2f}%"
+    if t["errors"]:
+        s += f" ({t['errors']} conn. errors)"
+    return s
+for key in sorted(pc):
+    legit = key.endswith(": legit")
+    label = key + (" (passed)" if legit else " (blocked)")
+    print(f"| {label} | {pc[key]['total']} | {share(pc[key], legit)} | {share(pl1.get(key, pc[key] | {'blocked': 0, 'errors': 0}), legit)} | {share(pl2.get(key, pc[key] | {'blocked': 0, 'errors': 0}), legit)} |")
+PY
