@@ -327,6 +327,60 @@ fn main() {
         headers: &headers,
         body: b"",
     };
+    if only.as_deref() == Some("breakdown") {
+        // Cost of each part of the GET on its own (path, query, one header at a time).
+        let none: Vec<(&str, &[u8])> = Vec::new();
+        let parts: Vec<(&str, Request<'_>)> = vec![
+            (
+                "path",
+                Request {
+                    query: None,
+                    headers: &none,
+                    ..get
+                },
+            ),
+            (
+                "query",
+                Request {
+                    path: "/",
+                    headers: &none,
+                    ..get
+                },
+            ),
+        ];
+        for (name, r) in parts {
+            println!(
+                "{name:<16} {:>8.0} ns",
+                time_per_request(&engine, &r, min_time)
+            );
+        }
+        let base = time_per_request(
+            &engine,
+            &Request {
+                path: "/",
+                query: None,
+                headers: &none,
+                ..get
+            },
+            min_time,
+        );
+        println!("{:<16} {:>8.0} ns", "empty", base);
+        for h in &headers {
+            let one = [*h];
+            let r = Request {
+                path: "/",
+                query: None,
+                headers: &one,
+                ..get
+            };
+            println!(
+                "{:<16} {:>8.0} ns",
+                h.0,
+                time_per_request(&engine, &r, min_time)
+            );
+        }
+        return;
+    }
     let out = engine.inspect(&get);
     assert!(!out.blocked, "typical GET must pass: {:?}", out.findings);
     if only.as_deref().is_some_and(|o| o != "get") {

@@ -442,6 +442,15 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
 pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(4);
     out.push(raw.to_string());
+    // No escape marker (`%`, `&`, `\`, `+` for form spaces and UTF-7) and nothing to
+    // fold: every decoder is the identity, so only base64 is left to try.
+    let markers = raw
+        .bytes()
+        .any(|c| matches!(c, b'%' | b'&' | b'\\' | b'+') || c >= 0x80);
+    if !markers {
+        push_base64(raw, &mut out);
+        return out;
+    }
     let norm_literal = normalize(raw, false);
     if norm_literal != raw {
         out.push(norm_literal.clone());
@@ -470,7 +479,14 @@ pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     if let Some(folded) = fold_lookalikes(&last) {
         out.push(folded);
     }
-    let trimmed = last.trim();
+    push_base64(&last, &mut out);
+    out.dedup();
+    out
+}
+
+/// Adds the decoding of `s` when it plausibly is base64 of text.
+fn push_base64(s: &str, out: &mut Vec<String>) {
+    let trimmed = s.trim();
     if plausible_base64(trimmed) {
         if let Some(bytes) = base64_decode(trimmed) {
             if mostly_text(&bytes) {
@@ -479,8 +495,6 @@ pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
             }
         }
     }
-    out.dedup();
-    out
 }
 
 #[cfg(test)]

@@ -69,6 +69,8 @@ pub(crate) struct Value {
 struct Sink<'l> {
     out: Vec<Value>,
     limits: &'l Limits,
+    /// Values pushed while this is set are credentials (JWT claims): never shown.
+    secret: bool,
 }
 
 impl Sink<'_> {
@@ -97,7 +99,7 @@ impl Sink<'_> {
             location,
             origin,
             header: header.map(str::to_string),
-            secret,
+            secret: secret || self.secret,
             variants: decode::variants(bounded, plus),
             raw_bytes: None,
         });
@@ -120,6 +122,7 @@ pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
     let mut sink = Sink {
         out: Vec::new(),
         limits: &limits,
+        secret: false,
     };
     extract_path(req.path, &mut sink);
     if let Some(q) = req.query {
@@ -270,6 +273,23 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
         }
         return;
     }
+    if name == "user-agent" && benign_user_agent(value) {
+        // A product/version list with plain comments: nothing in it can be code.
+        return;
+    }
+    if matches!(name, "authorization" | "proxy-authorization")
+        && extract_credentials(name, value, sink)
+    {
+        return;
+    }
+    if matches!(name, "referer" | "origin") {
+        if let Some(query) = plain_url(value) {
+            // The URL itself is inert; only its parameters carry user data.
+            let loc = format!("header.{name}");
+            push_referer_params(&loc, name, query, true, sink);
+            return;
+        }
+    }
     let secret = matches!(name, "authorization" | "proxy-authorization" | "x-api-key");
     let compact_name: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     if compact_name.ends_with("filename") {
@@ -286,17 +306,240 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
         secret,
     );
     if name == "referer" {
-        // The query of a Referer is a second set of parameters a browser was tricked into sending.
         if let Some((_, q)) = value.split_once('?') {
-            let q = q.split('#').next().unwrap_or("");
-            for pair in q.split('&') {
-                if let Some((_, v)) = pair.split_once('=') {
-                    let v = decode::url_decode(v, true);
-                    sink.push_with(loc.clone(), Origin::ParamValue, &v, true, Some(name), false);
-                }
-            }
+            push_referer_params(&loc, name, q, false, sink);
         }
     }
+}
+
+/// The query of a Referer is a second set of parameters a browser was tricked into sending.
+/// `whole` is set when the URL itself is not judged: a parameter without `=` then is
+/// the value.
+fn push_referer_params(loc: &str, name: &str, q: &str, whole: bool, sink: &mut Sink<'_>) {
+    if name != "referer" {
+        return;
+    }
+    let q = q.split('#').next().unwrap_or("");
+    for pair in q.split('&') {
+        let v = match pair.split_once('=') {
+            Some((_, v)) => v,
+            None if whole => pair,
+            None => continue,
+        };
+        let v = decode::url_decode(v, true);
+        sink.push_with(
+            loc.to_string(),
+            Origin::ParamValue,
+            &v,
+            true,
+            Some(name),
+            false,
+        );
+    }
+}
+
+/// Whether a User-Agent is a plain RFC 9110 product list: `name/version` tokens and
+/// parenthesised comments made of words, numbers and `; . _ : / , +` (in-word `-`),
+/// without SQL or shell words. Browser and API-client agents all look like this, and
+/// nothing that could be code fits in it; anything else is judged as usual.
+fn benign_user_agent(ua: &str) -> bool {
+    let b = ua.as_bytes();
+    if b.is_empty() || b.len() > 512 {
+        return false;
+    }
+    let mut depth = 0u32;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'(' => {
+                depth += 1;
+                if depth > 2 {
+                    return false;
+                }
+            }
+            b')' => {
+                if depth == 0 {
+                    return false;
+                }
+                depth -= 1;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'_' | b'+' | b' ' => {}
+            b'/' if b.get(i + 1) != Some(&b'/') => {}
+            b'-' => {
+                let word = |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_alphanumeric());
+                if !(i > 0 && word(b.get(i - 1)) && word(b.get(i + 1))) {
+                    return false;
+                }
+            }
+            b';' | b':' | b',' if depth > 0 => {}
+            _ => return false,
+        }
+        if c == b'.' && b.get(i + 1) == Some(&b'.') {
+            return false;
+        }
+        i += 1;
+    }
+    if depth != 0 {
+        return false;
+    }
+    // Outside comments every token is `product/version`.
+    let mut top = String::with_capacity(b.len());
+    let mut d = 0u32;
+    for &c in b {
+        match c {
+            b'(' => d += 1,
+            b')' => {
+                d -= 1;
+                top.push(' ');
+            }
+            _ if d == 0 => top.push(char::from(c)),
+            _ => {}
+        }
+    }
+    if !top.split_ascii_whitespace().all(|t| {
+        t.split_once('/')
+            .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty() && !v.contains('/'))
+    }) {
+        return false;
+    }
+    !UA_SUSPECT_WORDS.any(ua)
+}
+
+/// Words that never appear in a real agent string but do in injected ones.
+const UA_SUSPECT: &[&str] = &[
+    "select",
+    "union",
+    "sleep",
+    "benchmark",
+    "waitfor",
+    "drop",
+    "insert",
+    "delete",
+    "update",
+    "exec",
+    "having",
+    "order by",
+    "group by",
+    "procedure",
+    "sysobjects",
+    "information_schema",
+    "localhost",
+    "passwd",
+    "whoami",
+    "wget ",
+    "curl ",
+    "bash",
+    "/bin",
+    "/etc",
+    "cmd",
+    "powershell",
+    "script",
+    "alert",
+    "onerror",
+    "onload",
+    "eval",
+    "jndi",
+    "ldap",
+    "proto",
+    "constructor",
+];
+static UA_SUSPECT_WORDS: crate::detect::Dict = crate::detect::Dict::new(UA_SUSPECT, true);
+
+/// `http(s)://host[:port][/path][?query]` with a path of plain characters (no `..`, no
+/// escapes, no quotes or brackets): returns its query (possibly empty), `None` if the
+/// value is anything else and must be judged whole.
+fn plain_url(v: &str) -> Option<&str> {
+    let lower4 = v.get(..8)?.to_ascii_lowercase();
+    let rest = if lower4.starts_with("https://") {
+        &v[8..]
+    } else if lower4.starts_with("http://") {
+        &v[7..]
+    } else {
+        return None;
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let (hostpath, query) = rest.split_at(end);
+    let host_end = hostpath.find('/').unwrap_or(hostpath.len());
+    let (host, path) = hostpath.split_at(host_end);
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b':'));
+    let path_ok = path.bytes().all(|c| {
+        c.is_ascii_alphanumeric() || matches!(c, b'/' | b'-' | b'_' | b'.' | b'~' | b'+' | b',')
+    }) && !path.contains("..")
+        && !path.contains("//");
+    let query_ok = query.bytes().all(|c| {
+        c.is_ascii_graphic()
+            && !matches!(
+                c,
+                b'<' | b'>'
+                    | b'"'
+                    | b'\''
+                    | b'`'
+                    | b'{'
+                    | b'}'
+                    | b'\\'
+                    | b'|'
+                    | b'('
+                    | b')'
+                    | b';'
+                    | b'$'
+            )
+    });
+    (host_ok && path_ok && query_ok).then(|| query.strip_prefix('?').unwrap_or(query))
+}
+
+/// `Authorization` credentials: a JWT's header and claims are JSON a back end reads
+/// (`kid` lookups, claim values), Basic's `user:password` is text a back end compares;
+/// an opaque token68 carries nothing to judge. Everything stays secret in evidence.
+/// Returns false when the value is not a well-formed credential and must be judged whole.
+fn extract_credentials(name: &str, value: &str, sink: &mut Sink<'_>) -> bool {
+    let Some((scheme, token)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    let token = token.trim();
+    let token68 = !token.is_empty()
+        && token.trim_end_matches('=').bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        });
+    if !token68
+        || !scheme
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'-')
+    {
+        return false;
+    }
+    let loc = format!("header.{name}");
+    if scheme.eq_ignore_ascii_case("basic") {
+        let Some(bytes) = decode::base64_decode(token) else {
+            return false;
+        };
+        let text = decode::bytes_to_text(&bytes);
+        sink.push_with(loc, Origin::Header, &text, false, Some(name), true);
+        return true;
+    }
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() == 3 && parts[..2].iter().all(|p| p.len() >= 4) {
+        // The JOSE header is what a back end acts on before the signature is checked
+        // (`kid` looked up in a database or on disk, `jku`/`x5u` fetched): judge it. The
+        // claims are the issuer's and are verified by the authentication phase, which
+        // runs before inspection.
+        let Some(bytes) = decode::base64_decode(parts[0]) else {
+            return false;
+        };
+        let text = decode::bytes_to_text(&bytes);
+        let was = std::mem::replace(&mut sink.secret, true);
+        let ok = extract_json_text(&text, &format!("{loc}.jwt"), sink);
+        sink.secret = was;
+        return ok && decode::base64_decode(parts[1]).is_some();
+    }
+    // An opaque token: only a plausible base64 payload could hide something.
+    if decode::plausible_base64(token) {
+        sink.push_with(loc, Origin::Header, token, false, Some(name), true);
+    }
+    true
 }
 
 fn header_param(ct: &str, param: &str) -> Option<String> {

@@ -1080,7 +1080,39 @@ const PS_VERBS: &[&str] = &[
     "invoke-obfuscation",
 ];
 
+/// Every verb and marker `powershell` looks for, so most values are cleared in one scan.
+const PS_TRIGGERS: &[&str] = &[
+    "invoke-",
+    "start-",
+    "new-",
+    "remove-",
+    "set-",
+    "get-",
+    "add-type",
+    "out-file",
+    "copy-item",
+    "stop-process",
+    "convertto-",
+    "-enc",
+    "downloadstring(",
+    "downloadfile(",
+    "net.webclient",
+    "frombase64string(",
+    "-executionpolicy",
+    "-nop ",
+    "-windowstyle",
+    "iex(",
+    "iex (",
+    "iwr ",
+    "[system.",
+    "[convert]::",
+];
+static PS_DICT: super::Dict = super::Dict::new(PS_TRIGGERS, false);
+
 fn powershell(lower: &str) -> u32 {
+    if !PS_DICT.any(lower) {
+        return 0;
+    }
     let mut best = 0;
     for verb in PS_VERBS {
         if let Some(p) = lower.find(verb) {

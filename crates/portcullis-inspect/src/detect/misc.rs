@@ -1386,20 +1386,21 @@ fn php_code(text: &str) -> (u32, &'static str) {
                 i += 1;
             }
             let name = &lower[st..i];
+            if name.len() < 6 || name.starts_with('_') || name.ends_with('_') {
+                continue;
+            }
+            // Only a call can be code: look for `(` before matching the name against
+            // the builtin suffixes, which is the expensive part.
+            let j = skip_ws_comments(b, i);
+            if b.get(j) != Some(&b'(') && !(b.get(j) == Some(&b'=') && b.get(j + 1) == Some(&b'('))
+            {
+                continue;
+            }
             let suffix_only = !name.contains('_')
                 && php_suffixes(false)
                     .iter()
                     .any(|f| name.len() > f.len() && name.ends_with(f));
-            if (!name.contains('_') && !suffix_only)
-                || name.len() < 6
-                || name.starts_with('_')
-                || name.ends_with('_')
-            {
-                continue;
-            }
-            let j = skip_ws_comments(b, i);
-            if b.get(j) != Some(&b'(') && !(b.get(j) == Some(&b'=') && b.get(j + 1) == Some(&b'('))
-            {
+            if !name.contains('_') && !suffix_only {
                 continue;
             }
             let prefix = name.split('_').next().unwrap_or("");
@@ -1475,6 +1476,7 @@ fn php_code(text: &str) -> (u32, &'static str) {
             }
         }
     }
+    let has_sg = lower.contains('$') || lower.contains(':');
     for sg in [
         "$_get",
         "$_post",
@@ -1498,6 +1500,10 @@ fn php_code(text: &str) -> (u32, &'static str) {
         "phar://",
         "expect://",
     ] {
+        // Every superglobal or wrapper has a `$` or a `:`.
+        if !has_sg {
+            break;
+        }
         if let Some(p) = lower.find(sg) {
             let after = &lower[p + sg.len()..];
             let strong = sg.starts_with("php://")

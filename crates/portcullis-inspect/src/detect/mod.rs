@@ -73,9 +73,63 @@ pub(crate) fn judge(value: &Value) -> Vec<Hit> {
         misc::deserialization_bytes(bytes, &mut sink);
     }
     for v in &value.variants {
-        judge_text(v, value.origin, &mut sink);
+        judge_memo(v, value.origin, &mut sink);
     }
     sink.into_hits()
+}
+
+/// Longest value whose verdict is remembered.
+const MEMO_MAX_LEN: usize = 64;
+/// Remembered verdicts per thread; the table is emptied when it fills, so memory stays
+/// bounded and a flood of unique values only costs what it would without the memo.
+const MEMO_CAPACITY: usize = 4096;
+
+thread_local! {
+    static MEMO: std::cell::RefCell<(String, std::collections::HashMap<String, Vec<Hit>>)> =
+        std::cell::RefCell::new((String::new(), std::collections::HashMap::new()));
+}
+
+/// `judge_text` with a per-thread memo for short word-only values. Parameter, cookie and
+/// JSON key names, path segments and enumerated values repeat from request to request,
+/// and a detector's verdict is a pure function of (text, origin, header), so the second
+/// time costs one hash lookup. Hits are replayed through the sink in their original
+/// order, which keeps its strongest-per-class rule exact.
+fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+    if text.len() > MEMO_MAX_LEN || !Feat::of(text).inert() {
+        judge_text(text, origin, sink);
+        return;
+    }
+    let header = sink.header;
+    let cached = MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        let (key, map) = &mut *m;
+        key.clear();
+        key.push(char::from(b'A' + origin as u8));
+        key.push_str(header.unwrap_or(""));
+        key.push('\0');
+        key.push_str(text);
+        map.get(key.as_str()).cloned()
+    });
+    let hits = match cached {
+        Some(h) => h,
+        None => {
+            let mut local = Sink::new(origin, header);
+            judge_text(text, origin, &mut local);
+            let hits = local.into_hits();
+            MEMO.with(|m| {
+                let mut m = m.borrow_mut();
+                let (key, map) = &mut *m;
+                if map.len() >= MEMO_CAPACITY {
+                    map.clear();
+                }
+                map.insert(key.clone(), hits.clone());
+            });
+            hits
+        }
+    };
+    for h in hits {
+        sink.hit(h.class, h.detector, h.score, &h.snippet);
+    }
 }
 
 /// Byte-class features of one decoded form, computed in one pass. Each detector states
@@ -222,27 +276,78 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         judge_words(text, f, sink);
         return;
     }
+    // Each gate names the characters a detector's language cannot do without; the
+    // detectors keep their own finer checks.
     sqli::detect(text, sink);
-    if f.any(Feat::LT | Feat::EQ | Feat::PAREN | Feat::COLON | Feat::BACKTICK | Feat::GT | Feat::QUOTE | Feat::AMP | Feat::BSLASH | Feat::PCT | Feat::BRACE | Feat::NONASCII | Feat::PLUS | Feat::STAR | Feat::BRACKET | Feat::OTHER) {
+    if f.any(
+        Feat::LT
+            | Feat::GT
+            | Feat::EQ
+            | Feat::PAREN
+            | Feat::COLON
+            | Feat::BACKTICK
+            | Feat::AMP
+            | Feat::BSLASH
+            | Feat::PCT
+            | Feat::BRACE
+            | Feat::BRACKET
+            | Feat::STAR
+            | Feat::PLUS
+            | Feat::OTHER
+            | Feat::NONASCII,
+    ) {
         xss::detect(text, sink);
     }
     cmdi::detect(text, sink);
-    if f.any(Feat::SLASH | Feat::BSLASH | Feat::DOT | Feat::PCT | Feat::CTRL | Feat::COLON | Feat::NONASCII) {
+    if f.any(
+        Feat::SLASH
+            | Feat::BSLASH
+            | Feat::DOT
+            | Feat::PCT
+            | Feat::CTRL
+            | Feat::COLON
+            | Feat::NONASCII,
+    ) {
         traversal::detect(text, sink);
     }
-    ssrf::detect(text, sink);
+    if f.any(
+        Feat::COLON | Feat::DOT | Feat::SLASH | Feat::BSLASH | Feat::AT | Feat::PCT | Feat::BRACKET,
+    ) || contains_nocase(text, "local")
+    {
+        ssrf::detect(text, sink);
+    }
     if f.any(Feat::DOLLAR) {
         misc::jndi(text, sink);
         misc::nosqli(text, sink);
     }
-    misc::ssti(text, sink);
-    misc::ldapi(text, sink);
+    if f.any(Feat::BRACE | Feat::PCT | Feat::BRACKET | Feat::PAREN | Feat::HASH) {
+        misc::ssti(text, sink);
+    }
+    if f.any(Feat::PAREN) {
+        misc::ldapi(text, sink);
+    }
     misc::deserialization(text, sink);
     if contains_nocase(text, "proto") || contains_nocase(text, "constructor") {
         misc::prototype_pollution(text, sink);
     }
-    misc::crlf(text, sink);
-    misc::code_injection(text, sink);
+    if f.any(Feat::CTRL | Feat::SLASH | Feat::NONASCII) {
+        misc::crlf(text, sink);
+    }
+    if f.any(
+        Feat::PAREN
+            | Feat::LT
+            | Feat::DOLLAR
+            | Feat::BACKTICK
+            | Feat::BRACKET
+            | Feat::BRACE
+            | Feat::COLON
+            | Feat::DOT
+            | Feat::EQ
+            | Feat::SEMI
+            | Feat::AT,
+    ) {
+        misc::code_injection(text, sink);
+    }
     if f.any(Feat::LT | Feat::PCT | Feat::AMP | Feat::OTHER) {
         misc::xxe(text, sink);
     }
@@ -261,7 +366,11 @@ fn judge_words(text: &str, f: Feat, sink: &mut Sink<'_>) {
         && !text.starts_with('_')
         && !text.contains("__");
     if id_like {
-        if text.contains("rO0") || text.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aced")) {
+        if text.contains("rO0")
+            || text
+                .get(..4)
+                .is_some_and(|p| p.eq_ignore_ascii_case("aced"))
+        {
             misc::deserialization(text, sink);
         }
         return;
@@ -316,7 +425,10 @@ impl Dict {
     fn automaton(&self) -> Option<&aho_corasick::AhoCorasick> {
         self.cell
             .get_or_init(|| {
+                // A DFA: these dictionaries are small, and case-insensitive NFAs without
+                // a prefilter cost tens of ns per byte on every value.
                 aho_corasick::AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .ascii_case_insensitive(self.nocase)
                     .build(self.words)
                     .ok()

