@@ -44,12 +44,17 @@ pub(crate) fn compile(file: &wire::ConfigFile, base: &Path, errors: &mut Errors)
     let gateway = compile_gateway(&file.gateway, base, errors);
     let admin = compile_admin(&file.admin, errors);
     let log = compile_log(&file.log, base);
+    let store = file
+        .store
+        .as_ref()
+        .and_then(|s| compile_store(s, base, errors));
     let upstreams = compile_upstreams(&file.upstream, base, errors);
-    let routes = compile_routes(&file.route, &upstreams, errors);
+    let routes = compile_routes_with(&file.route, &upstreams, file.store.is_some(), errors);
     Some(Config {
         gateway: gateway?,
         admin: admin?,
         log,
+        store,
         upstreams,
         routes,
     })
@@ -236,6 +241,75 @@ fn compile_log(section: &wire::LogSection, base: &Path) -> Log {
     Log { access }
 }
 
+fn compile_store(
+    section: &wire::StoreSection,
+    base: &Path,
+    errors: &mut Errors,
+) -> Option<crate::StoreConfig> {
+    let url = match section.url.as_deref() {
+        None => "sqlite://portcullis.db".to_owned(),
+        Some(url) => match crate::secret::resolve_secret(url) {
+            Ok(url) => url.expose().clone(),
+            Err(message) => {
+                errors.push("store.url", message);
+                return None;
+            }
+        },
+    };
+    let url = if let Some(path) = url.strip_prefix("sqlite://") {
+        if path.is_empty() || path.starts_with(":memory:") || path.starts_with('/') {
+            url
+        } else {
+            format!("sqlite://{}", resolve(base, Path::new(path)).display())
+        }
+    } else if url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || url == "sqlite::memory:"
+    {
+        url
+    } else {
+        errors.push(
+            "store.url",
+            "use sqlite://FILE or postgres://USER@HOST/DB (a secret reference like env:NAME works too)",
+        );
+        return None;
+    };
+    let pepper = match section.pepper.as_deref() {
+        None => {
+            errors.push(
+                "store.pepper",
+                "missing: keys are stored as HMAC-SHA-256(pepper, key); set pepper = \"env:PORTCULLIS_PEPPER\" (at least 16 bytes)",
+            );
+            return None;
+        }
+        Some(reference) if !reference.starts_with("env:") && !reference.starts_with("file:") => {
+            errors.push(
+                "store.pepper",
+                "give a secret reference (env:NAME or file:PATH), not the pepper itself: config files get copied and committed",
+            );
+            return None;
+        }
+        Some(reference) => match crate::secret::resolve_secret(reference) {
+            Ok(pepper) if pepper.expose().len() >= 16 => pepper,
+            Ok(_) => {
+                errors.push(
+                    "store.pepper",
+                    "too short: use at least 16 bytes (32 random bytes recommended)",
+                );
+                return None;
+            }
+            Err(message) => {
+                errors.push("store.pepper", message);
+                return None;
+            }
+        },
+    };
+    Some(crate::StoreConfig {
+        url: crate::Secret::new(url),
+        pepper,
+    })
+}
+
 fn compile_upstreams(
     sections: &[wire::UpstreamSection],
     base: &Path,
@@ -379,9 +453,10 @@ fn rustls_name_ok(name: &str) -> Result<(), ()> {
     }
 }
 
-fn compile_routes(
+fn compile_routes_with(
     sections: &[wire::RouteSection],
     upstreams: &[Upstream],
+    store_configured: bool,
     errors: &mut Errors,
 ) -> Vec<Route> {
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -509,6 +584,30 @@ fn compile_routes(
             .admission
             .as_ref()
             .map(|a| compile_admission(a, index, errors));
+        let scopes: Vec<String> = section.scopes.clone().unwrap_or_default();
+        for (i, scope) in scopes.iter().enumerate() {
+            if scope.is_empty()
+                || scope.len() > 128
+                || !scope.bytes().all(|b| b.is_ascii_graphic() && b != b',')
+            {
+                errors.push(
+                    format!("route[{index}].scopes[{i}]"),
+                    format!("\"{scope}\" is not a scope: 1 to 128 visible characters, no commas"),
+                );
+            }
+        }
+        if !scopes.is_empty() && auth.contains(&AuthMethod::None) {
+            errors.push(
+                format!("route[{index}].scopes"),
+                "a public route (auth = [\"none\"]) has no caller to hold scopes",
+            );
+        }
+        if auth.contains(&AuthMethod::ApiKey) && !store_configured {
+            errors.push(
+                format!("route[{index}].auth"),
+                "\"api_key\" needs a [store] (url and pepper) to look keys up in",
+            );
+        }
         let inspect = section
             .inspect
             .as_ref()
@@ -528,6 +627,7 @@ fn compile_routes(
                     auth,
                     admission,
                     inspect,
+                    scopes,
                 },
             ));
         }
@@ -573,9 +673,12 @@ fn compile_auth(auth: Option<&[String]>, index: usize, errors: &mut Errors) -> V
     for (a, name) in list.iter().enumerate() {
         match name.as_str() {
             "none" => methods.push(AuthMethod::None),
+            "api_key" => methods.push(AuthMethod::ApiKey),
             other => errors.push(
                 format!("route[{index}].auth[{a}]"),
-                format!("unknown authentication method \"{other}\" (supported: \"none\")"),
+                format!(
+                    "unknown authentication method \"{other}\" (supported: \"none\", \"api_key\")"
+                ),
             ),
         }
     }

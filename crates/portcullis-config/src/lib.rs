@@ -70,6 +70,8 @@ pub struct Config {
     pub admin: Admin,
     /// Logging.
     pub log: Log,
+    /// The key store, when configured.
+    pub store: Option<StoreConfig>,
     /// Upstreams, in file order; routes refer to them by index.
     pub upstreams: Vec<Upstream>,
     /// Routes, in file order.
@@ -123,6 +125,16 @@ pub struct Admin {
     pub listen: SocketAddr,
     /// Bearer token required on `/admin/*`, if any.
     pub token: Option<Secret<String>>,
+}
+
+/// `[store]`, compiled.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Database URL; a relative SQLite path is made absolute against the config's directory.
+    /// May hold a password: never printed by `Debug`.
+    pub url: Secret<String>,
+    /// The pepper keys are hashed with (at least 16 bytes).
+    pub pepper: Secret<String>,
 }
 
 /// Where access log lines go.
@@ -229,6 +241,8 @@ pub enum HostPattern {
 pub enum AuthMethod {
     /// Public route: no authentication.
     None,
+    /// An API key from the store, in `Authorization: Bearer` or `X-API-Key`.
+    ApiKey,
 }
 
 /// What a filter does with a request it would refuse.
@@ -306,6 +320,8 @@ pub struct Route {
     pub admission: Option<Admission>,
     /// Attack payload inspection.
     pub inspect: Inspect,
+    /// Scopes a caller must hold (all of them); empty for none.
+    pub scopes: Vec<String>,
 }
 
 impl Config {

@@ -21,6 +21,8 @@ pub struct ConfigFile {
     /// `[log]`: access log.
     #[serde(default)]
     pub log: LogSection,
+    /// `[store]`: keys, identities, audit log.
+    pub store: Option<StoreSection>,
     /// `[[upstream]]`: named groups of targets.
     #[serde(default)]
     pub upstream: Vec<UpstreamSection>,
@@ -84,6 +86,15 @@ pub struct AdminSection {
     pub token: Option<String>,
 }
 
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct StoreSection {
+    /// `sqlite://FILE` (relative to the config file) or `postgres://…`.
+    pub url: Option<String>,
+    /// Secret reference of the key-hashing pepper (`env:NAME`, `file:PATH`).
+    pub pepper: Option<String>,
+}
+
 /// `[log]`.
 #[derive(Debug, Default, Deserialize)]
 pub struct LogSection {
@@ -144,6 +155,8 @@ pub struct RouteSection {
     pub admission: Option<AdmissionSection>,
     /// Attack payload inspection (on, in block mode, when absent).
     pub inspect: Option<InspectSection>,
+    /// Scopes the caller's key must hold.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// `route.inspect`.

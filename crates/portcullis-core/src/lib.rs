@@ -12,6 +12,8 @@ pub mod pipeline;
 pub mod rejection;
 pub mod router;
 
-pub use pipeline::{Chain, Decision, Filter, Phase, RequestCtx, Verdict};
+pub use pipeline::{
+    Chain, CredentialLookup, Decision, Filter, NoCredentials, Phase, Principal, RequestCtx, Verdict,
+};
 pub use rejection::Rejection;
 pub use router::{PathParams, RouteMatch, Router};

@@ -16,7 +16,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use http::request::Parts;
 use ipnet::IpNet;
-use portcullis_config::{Admission, FilterMode, LargeBody, Route};
+use std::sync::Arc;
+
+use http::header::{self, HeaderName, HeaderValue};
+use portcullis_config::{Admission, AuthMethod, FilterMode, LargeBody, Route};
 use portcullis_inspect::{Engine, Finding};
 
 use crate::{PathParams, Rejection};
@@ -112,6 +115,39 @@ pub struct RequestCtx {
     pub monitored: Vec<MonitorEvent>,
     /// What the inspection engine found (whether or not it blocked).
     pub findings: Vec<Finding>,
+    /// Who is calling, once authenticated.
+    pub principal: Option<Arc<Principal>>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Identity id (the owner of the key).
+    pub identity: Arc<str>,
+    /// Key id.
+    pub key_id: Arc<str>,
+    /// Scopes the credential carries.
+    pub scopes: Box<[Arc<str>]>,
+    /// Roles the credential carries.
+    pub roles: Box<[Arc<str>]>,
+}
+
+/// Looks credentials up. Implemented by the gateway's in-memory key index; never a database
+/// round trip on the request path.
+pub trait CredentialLookup: Send + Sync + std::fmt::Debug {
+    /// The caller an API key belongs to, when the key is well-formed, known and usable now.
+    /// Unknown, revoked and expired keys are all `None`: the caller cannot tell them apart.
+    fn api_key(&self, presented: &str) -> Option<Arc<Principal>>;
+}
+
+/// A lookup that knows no credential (for `portcullis check`, and gateways without a store).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoCredentials;
+
+impl CredentialLookup for NoCredentials {
+    fn api_key(&self, _presented: &str) -> Option<Arc<Principal>> {
+        None
+    }
 }
 
 impl RequestCtx {
@@ -126,6 +162,7 @@ impl RequestCtx {
             params: PathParams::default(),
             monitored: Vec::new(),
             findings: Vec::new(),
+            principal: None,
         }
     }
 
@@ -144,6 +181,10 @@ impl RequestCtx {
 pub enum Filter {
     /// IP allow/deny lists.
     Admission(AdmissionFilter),
+    /// API key authentication.
+    ApiKey(ApiKeyFilter),
+    /// Required scopes.
+    Scopes(ScopesFilter),
     /// Attack payload inspection.
     Inspect(InspectFilter),
 }
@@ -153,6 +194,8 @@ impl Filter {
     pub fn phase(&self) -> Phase {
         match self {
             Filter::Admission(_) => Phase::Admission,
+            Filter::ApiKey(_) => Phase::Authn,
+            Filter::Scopes(_) => Phase::Authz,
             Filter::Inspect(_) => Phase::Inspect,
         }
     }
@@ -161,6 +204,8 @@ impl Filter {
     pub fn name(&self) -> &'static str {
         match self {
             Filter::Admission(_) => "admission",
+            Filter::ApiKey(_) => "api_key",
+            Filter::Scopes(_) => "scopes",
             Filter::Inspect(_) => "inspect",
         }
     }
@@ -169,6 +214,9 @@ impl Filter {
     pub fn mode(&self) -> FilterMode {
         match self {
             Filter::Admission(filter) => filter.mode,
+            // Authentication and authorization have no monitor mode: a security decision
+            // fails closed.
+            Filter::ApiKey(_) | Filter::Scopes(_) => FilterMode::Block,
             Filter::Inspect(filter) => filter.mode,
         }
     }
@@ -179,6 +227,8 @@ impl Filter {
     pub async fn check(&self, ctx: &mut RequestCtx, head: &Parts, body: &[u8]) -> Verdict {
         match self {
             Filter::Admission(filter) => filter.check(ctx.client_ip),
+            Filter::ApiKey(filter) => filter.check(ctx, head),
+            Filter::Scopes(filter) => filter.check(ctx),
             Filter::Inspect(filter) => filter.check(ctx, head, body),
         }
     }
@@ -217,6 +267,88 @@ impl AdmissionFilter {
             ))
         } else {
             Verdict::Continue
+        }
+    }
+}
+
+/// The header an API key may come in besides `Authorization: Bearer`.
+pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
+
+/// API key authentication: `Authorization: Bearer KEY` or `X-API-Key: KEY`.
+#[derive(Debug, Clone)]
+pub struct ApiKeyFilter {
+    lookup: Arc<dyn CredentialLookup>,
+}
+
+fn unauthorized(code: &'static str, message: &'static str) -> Verdict {
+    Verdict::Reject(
+        Rejection::new(http::StatusCode::UNAUTHORIZED, code, message).with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"portcullis\", error=\"invalid_token\""),
+        ),
+    )
+}
+
+impl ApiKeyFilter {
+    /// A filter looking keys up in `lookup`.
+    pub fn new(lookup: Arc<dyn CredentialLookup>) -> Self {
+        Self { lookup }
+    }
+
+    fn check(&self, ctx: &mut RequestCtx, head: &Parts) -> Verdict {
+        let mut presented: Option<&[u8]> = None;
+        let mut count = 0;
+        for value in head.headers.get_all(header::AUTHORIZATION) {
+            count += 1;
+            let bytes = value.as_bytes();
+            if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ") {
+                presented = Some(&bytes[7..]);
+            }
+        }
+        for value in head.headers.get_all(&API_KEY_HEADER) {
+            count += 1;
+            presented = Some(value.as_bytes());
+        }
+        // Two credentials are ambiguous: which one would the upstream believe?
+        if count > 1 {
+            return unauthorized("invalid_credentials", "send exactly one API key");
+        }
+        let Some(presented) = presented else {
+            return unauthorized("missing_credentials", "an API key is required");
+        };
+        let principal = std::str::from_utf8(presented)
+            .ok()
+            .and_then(|key| self.lookup.api_key(key.trim()));
+        match principal {
+            Some(principal) => {
+                ctx.principal = Some(principal);
+                Verdict::Continue
+            }
+            None => unauthorized("invalid_credentials", "the API key is not valid"),
+        }
+    }
+}
+
+/// Authorization by scopes: the caller must hold every one.
+#[derive(Debug, Clone)]
+pub struct ScopesFilter {
+    required: Box<[String]>,
+}
+
+impl ScopesFilter {
+    fn check(&self, ctx: &RequestCtx) -> Verdict {
+        let held = ctx.principal.as_ref().map_or(&[][..], |p| &p.scopes[..]);
+        if self
+            .required
+            .iter()
+            .all(|want| held.iter().any(|have| have.as_ref() == want))
+        {
+            Verdict::Continue
+        } else {
+            Verdict::Reject(Rejection::forbidden(
+                "insufficient_scope",
+                "the credential does not grant access to this route",
+            ))
         }
     }
 }
@@ -283,11 +415,28 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Compiles a route's filters and puts them in phase order.
-    pub fn compile(route: &Route) -> Self {
+    /// Compiles a route's filters and puts them in phase order; credentials are looked up in
+    /// `credentials`.
+    pub fn compile(route: &Route, credentials: &Arc<dyn CredentialLookup>) -> Self {
         let mut filters = Vec::new();
         if let Some(admission) = &route.admission {
             filters.push(Filter::Admission(AdmissionFilter::new(admission)));
+        }
+        // Fail closed: a route that names no method it accepts gets an authenticator that
+        // accepts nothing rather than no authenticator.
+        let public = route.auth.contains(&AuthMethod::None);
+        if !public {
+            let lookup: Arc<dyn CredentialLookup> = if route.auth.contains(&AuthMethod::ApiKey) {
+                Arc::clone(credentials)
+            } else {
+                Arc::new(NoCredentials)
+            };
+            filters.push(Filter::ApiKey(ApiKeyFilter::new(lookup)));
+            if !route.scopes.is_empty() {
+                filters.push(Filter::Scopes(ScopesFilter {
+                    required: route.scopes.clone().into_boxed_slice(),
+                }));
+            }
         }
         if route.inspect.mode != FilterMode::Off {
             filters.push(Filter::Inspect(InspectFilter::new(&route.inspect)));
@@ -352,7 +501,8 @@ mod tests {
             "[[upstream]]\nname = \"u\"\ntargets = [\"127.0.0.1:1\"]\n[[route]]\nname = \"r\"\npath = \"/\"\nupstream = \"u\"\nauth = [\"none\"]\nadmission = {admission}\n"
         );
         let config = Config::from_toml(&text, Path::new(".")).unwrap();
-        Chain::compile(&config.routes[0])
+        let none: Arc<dyn CredentialLookup> = Arc::new(NoCredentials);
+        Chain::compile(&config.routes[0], &none)
     }
 
     fn run(chain: &Chain, ip: &str) -> (Verdict, RequestCtx) {

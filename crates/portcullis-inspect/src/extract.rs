@@ -39,6 +39,8 @@ pub(crate) enum Origin {
     GraphQl,
     /// A body whose format is unknown, judged as one value.
     RawBody,
+    /// A User-Agent that parsed as a plain product list: only its product names matter.
+    AgentProduct,
 }
 
 impl Origin {
@@ -236,6 +238,10 @@ const SKIPPED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
+fn loc_of_header(name: &str) -> String {
+    format!("header.{name}")
+}
+
 fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
     if SKIPPED_HEADERS.contains(&name)
         || name.starts_with("sec-ch-")
@@ -274,7 +280,16 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
         return;
     }
     if name == "user-agent" && benign_user_agent(value) {
-        // A product/version list with plain comments: nothing in it can be code.
+        // A product/version list with plain comments: nothing in it can be code, but the
+        // product may be an attack tool.
+        sink.push_with(
+            loc_of_header(name),
+            Origin::AgentProduct,
+            value,
+            false,
+            Some(name),
+            false,
+        );
         return;
     }
     if matches!(name, "authorization" | "proxy-authorization")
@@ -291,8 +306,8 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
         }
     }
     let secret = matches!(name, "authorization" | "proxy-authorization" | "x-api-key");
-    let compact_name: String = name.chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    if compact_name.ends_with("filename") {
+    let mut compact = name.bytes().rev().filter(u8::is_ascii_alphanumeric);
+    if b"emanelif".iter().all(|c| compact.next() == Some(*c)) {
         sink.push_with(loc, Origin::Filename, value, false, Some(name), secret);
         return;
     }
@@ -533,7 +548,7 @@ fn extract_credentials(name: &str, value: &str, sink: &mut Sink<'_>) -> bool {
         let was = std::mem::replace(&mut sink.secret, true);
         let ok = extract_json_text(&text, &format!("{loc}.jwt"), sink);
         sink.secret = was;
-        return ok && decode::base64_decode(parts[1]).is_some();
+        return ok;
     }
     // An opaque token: only a plausible base64 payload could hide something.
     if decode::plausible_base64(token) {

@@ -138,8 +138,11 @@ impl Engine {
         }
         findings.sort_by_key(|f| std::cmp::Reverse(f.score));
         // One finding per (class, location) is enough for an operator.
-        let mut seen: std::collections::HashSet<(Class, String)> = std::collections::HashSet::new();
-        findings.retain(|f| seen.insert((f.class, f.location.clone())));
+        if findings.len() > 1 {
+            let mut seen: std::collections::HashSet<(Class, String)> =
+                std::collections::HashSet::new();
+            findings.retain(|f| seen.insert((f.class, f.location.clone())));
+        }
         let blocked = findings.iter().any(|f| f.score >= threshold);
         findings.truncate(settings.max_findings.max(1));
         Inspection { findings, blocked }

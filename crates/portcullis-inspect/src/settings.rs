@@ -108,13 +108,15 @@ pub enum Class {
     Crlf,
     /// PHP / JavaScript / Python / Java code injection.
     CodeInjection,
+    /// A request sent by a vulnerability scanner or attack tool (by its User-Agent).
+    Scanner,
 }
 
-const CLASS_NAMES: &str = "sqli, xss, cmdi, traversal, ssrf, xxe, ssti, nosqli, ldapi, jndi, deserialization, prototype-pollution, crlf, code-injection";
+const CLASS_NAMES: &str = "sqli, xss, cmdi, traversal, ssrf, xxe, ssti, nosqli, ldapi, jndi, deserialization, prototype-pollution, crlf, code-injection, scanner";
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 14] = [
+    pub const ALL: [Class; 15] = [
         Class::Sqli,
         Class::Xss,
         Class::Cmdi,
@@ -129,6 +131,7 @@ impl Class {
         Class::PrototypePollution,
         Class::Crlf,
         Class::CodeInjection,
+        Class::Scanner,
     ];
 
     /// Stable lower-case name used in config, logs and metrics.
@@ -148,6 +151,7 @@ impl Class {
             Class::PrototypePollution => "prototype-pollution",
             Class::Crlf => "crlf",
             Class::CodeInjection => "code-injection",
+            Class::Scanner => "scanner",
         }
     }
 }

@@ -205,3 +205,40 @@ fn memo_keeps_verdicts_per_origin() {
     let body = r#"{"q":"information_schema","user":"whoami"}"#;
     assert_eq!(inspect(body), inspect(body));
 }
+
+#[test]
+fn attack_tool_agents_are_their_own_class() {
+    for ua in [
+        "sqlmap/1.7.2#stable (https://sqlmap.org)",
+        "Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000003)",
+        "Nuclei - Open-source project (github.com/projectdiscovery/nuclei)",
+        "Mozilla/5.0 zgrab/0.x",
+        "Arachni/0.2.1",
+    ] {
+        let out = with_header("user-agent", ua);
+        assert!(out.blocked, "{ua}");
+        assert_eq!(out.findings[0].class, Class::Scanner, "{ua}");
+    }
+    for ua in [
+        "Mozilla/5.0 (X11; Linux x86_64; rv:126.0) Gecko/20100101 Firefox/126.0",
+        "Googlebot/2.1 (+http://www.google.com/bot.html)",
+        "Niktoss-Weather/3.1 (iPhone; iOS 17.4)",
+    ] {
+        let out = with_header("user-agent", ua);
+        assert!(!out.blocked, "{ua}: {:?}", out.findings);
+    }
+    // Operators who scan themselves exclude the class at the header.
+    let settings = Settings {
+        exclusions: vec!["header.user-agent:scanner".parse().unwrap()],
+        ..Settings::default()
+    };
+    let headers: Vec<(&str, &[u8])> = vec![("user-agent", b"sqlmap/1.7.2#stable")];
+    let out = Engine::new(settings).inspect(&Request {
+        method: "GET",
+        path: "/",
+        query: None,
+        headers: &headers,
+        body: b"",
+    });
+    assert!(!out.blocked, "{:?}", out.findings);
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use portcullis_config::{Config, ConfigError, ConfigErrors};
-use portcullis_core::{Chain, Router};
+use portcullis_core::{Chain, CredentialLookup, NoCredentials, Router};
 use rustls::ServerConfig;
 
 use crate::access_log::AccessLog;
@@ -59,6 +59,7 @@ impl Snapshot {
         config: Config,
         access_log: AccessLog,
         metrics: &Metrics,
+        credentials: &Arc<dyn CredentialLookup>,
     ) -> Result<Snapshot, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let tls = match &config.gateway.tls {
@@ -108,7 +109,11 @@ impl Snapshot {
             .collect();
         Ok(Snapshot {
             router: Router::new(&config.routes),
-            chains: config.routes.iter().map(Chain::compile).collect(),
+            chains: config
+                .routes
+                .iter()
+                .map(|route| Chain::compile(route, credentials))
+                .collect(),
             route_names,
             route_metrics,
             upstreams,
@@ -123,7 +128,8 @@ impl Snapshot {
 
 /// Checks everything `serve` would check before starting, without starting anything.
 pub fn check(config: Config) -> Result<Snapshot, ConfigErrors> {
-    Snapshot::build(config, AccessLog::off(), &Metrics::new())
+    let none: Arc<dyn CredentialLookup> = Arc::new(NoCredentials);
+    Snapshot::build(config, AccessLog::off(), &Metrics::new(), &none)
 }
 
 /// Why a reload was refused.
@@ -140,6 +146,7 @@ pub enum ReloadError {
 /// The running gateway's shared state.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    credentials: Arc<dyn CredentialLookup>,
     /// Metrics; they outlive reloads.
     pub metrics: Arc<Metrics>,
     config_path: Option<PathBuf>,
@@ -161,11 +168,21 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// Builds the gateway from a config. `config_path` is where reloads read from.
     pub fn new(config: Config, config_path: Option<PathBuf>) -> Result<Arc<Gateway>, ConfigErrors> {
+        Self::with_credentials(config, config_path, Arc::new(NoCredentials))
+    }
+
+    /// Builds the gateway with a credential lookup (the API key index of the store).
+    pub fn with_credentials(
+        config: Config,
+        config_path: Option<PathBuf>,
+        credentials: Arc<dyn CredentialLookup>,
+    ) -> Result<Arc<Gateway>, ConfigErrors> {
         let metrics = Arc::new(Metrics::new());
         let access_log = start_access_log(&config, &metrics)?;
-        let snapshot = Snapshot::build(config, access_log, &metrics)?;
+        let snapshot = Snapshot::build(config, access_log, &metrics, &credentials)?;
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
+            credentials,
             metrics,
             config_path,
             reload_lock: Mutex::new(()),
@@ -219,6 +236,17 @@ impl Gateway {
         if config.admin.listen != old.admin.listen {
             errors.push(restart_needed("admin.listen"));
         }
+        let store_of = |c: &Config| {
+            c.store
+                .as_ref()
+                .map(|s| (s.url.expose().clone(), s.pepper.expose().clone()))
+        };
+        if store_of(&config) != store_of(old) {
+            errors.push(ConfigError {
+                path: "store".into(),
+                message: "the store cannot change on reload; restart the gateway".into(),
+            });
+        }
         if config.gateway.workers != old.gateway.workers {
             errors.push(ConfigError {
                 path: "gateway.workers".into(),
@@ -235,7 +263,7 @@ impl Gateway {
             start_access_log(&config, &self.metrics)?
         };
         let summary = config.summary();
-        let snapshot = Snapshot::build(config, access_log, &self.metrics)?;
+        let snapshot = Snapshot::build(config, access_log, &self.metrics, &self.credentials)?;
         self.snapshot.store(Arc::new(snapshot));
         Ok(summary)
     }

@@ -135,6 +135,49 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &[IpNet]) -> IpAddr
     client
 }
 
+/// `X-Portcullis-Identity`: the authenticated identity, for the upstream.
+pub static X_PORTCULLIS_IDENTITY: HeaderName = HeaderName::from_static("x-portcullis-identity");
+/// `X-Portcullis-Key`: the id (not the secret) of the key used.
+pub static X_PORTCULLIS_KEY: HeaderName = HeaderName::from_static("x-portcullis-key");
+/// `X-Portcullis-Scopes`: the scopes of the credential, comma-separated.
+pub static X_PORTCULLIS_SCOPES: HeaderName = HeaderName::from_static("x-portcullis-scopes");
+
+/// Tells the upstream who is calling, and makes sure the client cannot: identity headers sent
+/// by the client are always removed, and so is the credential itself (the upstream never
+/// needs the key).
+pub fn set_identity(headers: &mut HeaderMap, principal: Option<&portcullis_core::Principal>) {
+    for name in [
+        &X_PORTCULLIS_IDENTITY,
+        &X_PORTCULLIS_KEY,
+        &X_PORTCULLIS_SCOPES,
+    ] {
+        headers.remove(name);
+    }
+    let Some(principal) = principal else { return };
+    headers.remove(&portcullis_core::pipeline::API_KEY_HEADER);
+    let bearer = headers.get(header::AUTHORIZATION).is_some_and(|v| {
+        v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
+    });
+    if bearer {
+        headers.remove(header::AUTHORIZATION);
+    }
+    if let Ok(value) = HeaderValue::from_str(&principal.identity) {
+        headers.insert(X_PORTCULLIS_IDENTITY.clone(), value);
+    }
+    if let Ok(value) = HeaderValue::from_str(&principal.key_id) {
+        headers.insert(X_PORTCULLIS_KEY.clone(), value);
+    }
+    let scopes = principal
+        .scopes
+        .iter()
+        .map(|s| s.as_ref())
+        .collect::<Vec<&str>>()
+        .join(",");
+    if let Ok(value) = HeaderValue::from_str(&scopes) {
+        headers.insert(X_PORTCULLIS_SCOPES.clone(), value);
+    }
+}
+
 /// The forwarding header values of one connection, computed once when it is accepted.
 #[derive(Debug, Clone)]
 pub struct Forwarding {

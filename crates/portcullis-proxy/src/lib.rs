@@ -9,6 +9,7 @@ mod framing;
 pub mod gateway;
 pub mod handler;
 pub mod headers;
+pub mod keys;
 pub mod metrics;
 pub mod server;
 pub mod tls;

@@ -2100,3 +2100,71 @@ pub(crate) fn dangerous_filename(text: &str, sink: &mut Sink) {
 
 #[cfg(test)]
 mod tests;
+
+// ---------------------------------------------------------------------------- scanners
+
+/// Product names of vulnerability scanners and attack tools as they announce themselves
+/// in a User-Agent. No browser, SDK or crawler uses these tokens; an operator who runs
+/// one of them on purpose excludes `header.user-agent:scanner`.
+const SCANNER_AGENTS: &[&str] = &[
+    "sqlmap",
+    "nikto",
+    "nuclei",
+    "nessus",
+    "arachni",
+    "acunetix",
+    "netsparker",
+    "w3af",
+    "zgrab",
+    "masscan",
+    "nmap scripting engine",
+    "nmap nse",
+    "dirbuster",
+    "gobuster",
+    "wpscan",
+    "havij",
+    "openvas",
+    "whatweb",
+    "jaeles",
+    "wfuzz",
+    "fuzz faster u fool",
+    "feroxbuster",
+    "commix",
+    "xsstrike",
+    "joomscan",
+    "skipfish",
+    "paros/",
+    "webinspect",
+    "appscan",
+    "morfeus",
+    "zmeu",
+    "dotdotpwn",
+    "fimap",
+    "bsqlbf",
+    "sqlninja",
+    "metasploit",
+    "burpcollaborator",
+    "interact.sh",
+    "qualysguard",
+    "webshag",
+    "wapiti",
+    "ffuf",
+];
+static SCANNER_DICT: Dict = Dict::new(SCANNER_AGENTS, true);
+
+/// A User-Agent naming a scanner or attack tool (`sqlmap/1.7`, `Nuclei`, `... Havij`).
+pub(crate) fn scanner_agent(text: &str, sink: &mut Sink) {
+    let lower = text.to_ascii_lowercase();
+    for (idx, at) in SCANNER_DICT.occurrences(&lower, 8) {
+        let word = SCANNER_AGENTS[idx];
+        let b = lower.as_bytes();
+        // A whole token: not the middle of a longer word (`nikto` in `niktos`).
+        let before_ok = at == 0 || !b[at - 1].is_ascii_alphabetic();
+        let end = at + word.len();
+        let after_ok = word.ends_with('/') || end >= b.len() || !b[end].is_ascii_alphabetic();
+        if before_ok && after_ok {
+            sink.hit(Class::Scanner, "scanner.user-agent", 70, text);
+            return;
+        }
+    }
+}

@@ -269,6 +269,11 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             xss::detect(text, sink);
             return;
         }
+        Origin::AgentProduct => {
+            misc::scanner_agent(text, sink);
+            return;
+        }
+        Origin::Header if sink.header == Some("user-agent") => misc::scanner_agent(text, sink),
         _ => {}
     }
     let f = Feat::of(text);

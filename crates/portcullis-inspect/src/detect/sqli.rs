@@ -1889,6 +1889,42 @@ fn judge_bare_chain(t: &[Tok], s: &Stream) -> (u32, &'static str) {
 }
 
 /// Judges one value; pushes at most one finding.
+/// A value that is nothing but a comparison between literals, `'a'='a'` or a chain like
+/// `'{"a":2}' < '$.a' = 7` (JSON documents compared through JSON operators, which some
+/// filters do not parse): in a numeric context it is a predicate the attacker controls.
+/// Text does not consist of quoted literals joined by comparison operators.
+fn literal_comparison(t: &[Tok]) -> (u32, &'static str) {
+    let literal =
+        |k: Option<&Tok>| k.is_some_and(|x| matches!(x.k, K::Str { closed: true } | K::Num));
+    if !t
+        .first()
+        .is_some_and(|x| matches!(x.k, K::Str { closed: true }))
+    {
+        return (0, "");
+    }
+    let mut i = 1;
+    let mut cmps = 0;
+    let mut strings = 1;
+    while t.get(i).is_some_and(|x| x.k == K::Cmp) {
+        // `->`/`->>` and multi-character operators lex as several tokens.
+        while t.get(i).is_some_and(|x| matches!(x.k, K::Cmp | K::Op)) {
+            i += 1;
+        }
+        if !literal(t.get(i)) {
+            return (0, "");
+        }
+        if matches!(t[i].k, K::Str { .. }) {
+            strings += 1;
+        }
+        cmps += 1;
+        i += 1;
+    }
+    if i != t.len() || cmps == 0 || strings < 2 {
+        return (0, "");
+    }
+    (if cmps >= 2 { 75 } else { 62 }, "sqli.literal-comparison")
+}
+
 pub(crate) fn detect(text: &str, sink: &mut Sink) {
     if text.len() < 2 {
         return;
@@ -1925,6 +1961,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     // Bare / numeric context.
     let (toks, _) = lex(text, None);
     let s = strip(toks);
+    consider(literal_comparison(&s.t));
     consider(judge_anywhere(&s.t, &s, true));
     consider(judge_bare_chain(&s.t, &s));
     consider(structure_score(&s.t, 0, false, &s));

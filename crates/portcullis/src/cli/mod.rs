@@ -2,6 +2,7 @@
 
 mod check;
 mod demo;
+mod keys;
 mod quickstart;
 mod serve;
 mod waf;
@@ -35,6 +36,16 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Identities (customers, services, users) that own keys.
+    Identities {
+        #[command(subcommand)]
+        command: keys::IdentitiesCommand,
+    },
+    /// API keys: create, list, show, update, rotate, revoke.
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+    },
     /// The inspection engine offline.
     Waf {
         #[command(subcommand)]
@@ -65,6 +76,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Check { config } => Ok(check::run(&config)),
         Command::Serve { config } => serve::run(&config),
         Command::Quickstart(args) => quickstart::run(args),
+        Command::Identities { command } => keys::identities(command),
+        Command::Keys { command } => keys::keys(command),
         Command::Waf {
             command: WafCommand::Eval(args),
         } => waf::eval(&args),

@@ -47,7 +47,25 @@ pub async fn run_gateway(
     on_ready: impl FnOnce(&Bound),
 ) -> anyhow::Result<()> {
     let admin_addr = config.admin.listen;
-    let gateway = Gateway::new(config, path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let mut follower = None;
+    let credentials: Arc<dyn portcullis_core::CredentialLookup> = match &config.store {
+        None => Arc::new(portcullis_core::NoCredentials),
+        Some(store) => {
+            let hasher = portcullis_store::KeyHasher::new(store.pepper.expose().as_bytes())
+                .map_err(|err| anyhow::anyhow!("store.pepper: {err}"))?;
+            let store = portcullis_store::Store::open(store.url.expose(), hasher)
+                .await
+                .context("cannot open the key store")?;
+            let index = portcullis_proxy::keys::KeyIndex::load(&store)
+                .await
+                .context("cannot load the API keys")?;
+            tracing::info!(keys = index.len(), "API key index loaded");
+            follower = Some(index.follow(store));
+            index
+        }
+    };
+    let gateway = Gateway::with_credentials(config, path, credentials)
+        .map_err(|errors| anyhow::anyhow!("{errors}"))?;
     let listeners = portcullis_proxy::bind(&gateway).await?;
     let admin = TcpListener::bind(admin_addr)
         .await
@@ -81,6 +99,9 @@ pub async fn run_gateway(
     on_ready(&bound);
     portcullis_proxy::serve(Arc::clone(&gateway), listeners, wait_for(stop_rx)).await;
     signals.abort();
+    if let Some(follower) = follower {
+        follower.abort();
+    }
     let _ = admin_task.await;
     eprintln!("portcullis: stopped");
     Ok(())

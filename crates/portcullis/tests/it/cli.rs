@@ -225,9 +225,37 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = child.stdout.take().unwrap();
     let (gateway, admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
+    // The demo keys are printed before the ready line.
+    let mut lines = BufReader::new(stdout).lines();
+    let mut reader_key = String::new();
+    let mut narrow_key = String::new();
+    let mut printed = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(key) = line.trim().strip_prefix("demo key (orders:read)") {
+            reader_key = key.trim().to_owned();
+        }
+        if let Some(key) = line.trim().strip_prefix("demo key (no scopes)") {
+            narrow_key = key.trim().to_owned();
+        }
+        let done = line.starts_with("Access log lines follow");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let printed = printed.join("\n");
+    // Keep draining stdout so the child never blocks on a full pipe.
+    let drained = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<String>>());
     let c = client();
-    let response = c.get(format!("{gateway}/orders/1")).send().await.unwrap();
+    let response = c
+        .get(format!("{gateway}/orders/1"))
+        .bearer_auth(&reader_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert!(!response.headers().contains_key("server"));
     assert!(!response.headers().contains_key("x-powered-by"));
@@ -238,22 +266,39 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
     assert_eq!(error_code(&response.text().await.unwrap()), "not_found");
     let response = c.get(format!("{admin}/healthz")).send().await.unwrap();
     assert_eq!(response.status(), 200);
+    let no_key = c.get(format!("{gateway}/orders/1")).send().await.unwrap();
+    assert_eq!(no_key.status(), 401);
+    let narrow = c
+        .get(format!("{gateway}/orders/1"))
+        .header("x-api-key", &narrow_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(narrow.status(), 403);
     let response = c
         .get(format!("{gateway}/orders?id=1%27%20OR%201%3D1--"))
+        .bearer_auth(&reader_key)
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 403, "the demo's attack line is blocked");
 
     signal(&child, libc::SIGINT);
-    let output = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
-    assert_eq!(output.status.code(), Some(0));
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(stdout.contains("curl -i"), "{stdout}");
-    assert!(stdout.contains(&format!("{gateway}/orders/1")), "{stdout}");
+    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(printed.contains("curl -i"), "{printed}");
+    assert!(
+        printed.contains(&format!("{gateway}/orders/1")),
+        "{printed}"
+    );
     // The access log lines that followed are JSON.
-    let logged = stdout.lines().filter(|l| l.starts_with('{')).count();
-    assert!(logged >= 2, "{stdout}");
+    let logged = drained
+        .join()
+        .unwrap()
+        .iter()
+        .filter(|l| l.starts_with('{'))
+        .count();
+    assert!(logged >= 2, "{printed}");
 }
 
 #[test]

@@ -225,7 +225,24 @@ impl TestGateway {
             Ok(config) => config,
             Err(errors) => panic!("test config refused:\n{errors}"),
         };
-        let gateway = Gateway::new(config, Some(config_path.clone())).unwrap();
+        let credentials: Arc<dyn portcullis_core::CredentialLookup> = match &config.store {
+            None => Arc::new(portcullis_core::NoCredentials),
+            Some(store) => {
+                let hasher =
+                    portcullis_store::KeyHasher::new(store.pepper.expose().as_bytes()).unwrap();
+                let store = portcullis_store::Store::open(store.url.expose(), hasher)
+                    .await
+                    .unwrap();
+                let index = portcullis_proxy::keys::KeyIndex::load(&store)
+                    .await
+                    .unwrap();
+                // The follower lives as long as the test's runtime.
+                drop(index.follow(store));
+                index
+            }
+        };
+        let gateway =
+            Gateway::with_credentials(config, Some(config_path.clone()), credentials).unwrap();
         let listeners = portcullis_proxy::bind(&gateway).await.unwrap();
         let mut http = String::new();
         let mut https = None;
@@ -316,6 +333,27 @@ impl Drop for TestGateway {
             task.abort();
         }
     }
+}
+
+/// A `[store]` section with a SQLite file and a pepper file in `dir`.
+pub fn store_block(dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("pepper"), "test-pepper-0123456789abcdef").unwrap();
+    format!(
+        "[store]\nurl = \"sqlite://{}\"\npepper = \"file:{}\"\n",
+        dir.join("keys.db").display(),
+        dir.join("pepper").display()
+    )
+}
+
+/// Opens the store of a test gateway directory (a second handle, like the CLI's).
+pub async fn open_store(dir: &std::path::Path) -> portcullis_store::Store {
+    let hasher = portcullis_store::KeyHasher::new(b"test-pepper-0123456789abcdef").unwrap();
+    portcullis_store::Store::open(
+        &format!("sqlite://{}", dir.join("keys.db").display()),
+        hasher,
+    )
+    .await
+    .unwrap()
 }
 
 /// An upstream + route block for tests.

@@ -38,6 +38,10 @@ fn attack_variants_block() {
         "1 and benchmark(5000000,md5(1))",
         "'||pg_sleep(5)||'",
         "(select load_file('/etc/passwd'))",
+        // Literal comparisons standing alone (numeric context), JSON-operator chains.
+        "'a'='a'",
+        "'{\"a\":2,\"c\":[4,5]}' < '$.c[1]' = 5",
+        "'x' >= 'x'",
         // Error-based and boolean probes.
         "1 and extractvalue(1,concat(0x7e,version()))",
         "iif(1=1,1,1/0)",
@@ -75,6 +79,10 @@ fn look_alike_legit_passes() {
         "1---",
         "She said \"hello\" and left",
         "case when we ship",
+        // Quoted words next to a comparison inside ordinary text are not a bare predicate.
+        "the 'a' = 'b' example from chapter 2 is wrong",
+        "'yes' or 'no'",
+        "'Hamlet' > 'Macbeth', discuss",
     ];
     for l in legit {
         assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));

@@ -1,0 +1,422 @@
+//! `portcullis identities …` and `portcullis keys …`: the token lifecycle from the shell,
+//! through the same store the gateway reads (`[store]` of the config given with `-c`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context as _};
+use portcullis_config::Config;
+use portcullis_store::{
+    Actor, IdentityUpdate, KeyFilter, KeyHasher, KeyRecord, KeyStatusKind, KeyUpdate, NewIdentity,
+    NewKey, Page, Store, Timestamp,
+};
+use serde_json::{json, Value};
+
+/// `portcullis identities …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum IdentitiesCommand {
+    /// Create an identity (a customer, service or user that owns keys).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Unique name.
+        #[arg(long)]
+        name: String,
+        /// Role (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Metadata, a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// List identities.
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Page size (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one identity (by id or name).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// Identity id or name.
+        identity: String,
+    },
+    /// Change an identity's name, roles or metadata.
+    Update {
+        #[command(flatten)]
+        common: Common,
+        /// Identity id or name.
+        identity: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Roles, replacing the current ones (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Metadata, a JSON object, replacing the current one.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Delete an identity (refused while it has usable keys).
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        /// Identity id or name.
+        identity: String,
+    },
+}
+
+/// `portcullis keys …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its plaintext is shown once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Owner: identity id or name.
+        #[arg(long)]
+        identity: String,
+        /// Scopes, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Role (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Lifetime, e.g. 90d; no expiry when absent.
+        #[arg(long)]
+        expires: Option<String>,
+        /// Environment written into the key (live, test).
+        #[arg(long, default_value = "live")]
+        env: String,
+        /// Metadata, a JSON object.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only this identity's keys.
+        #[arg(long)]
+        identity: Option<String>,
+        /// Only keys in this state: active, rotating, revoked, expired.
+        #[arg(long)]
+        status: Option<String>,
+        /// Page size (1 to 1000).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Show one key (never its secret).
+    Show {
+        #[command(flatten)]
+        common: Common,
+        /// Key id.
+        key: String,
+    },
+    /// Change a key's scopes, metadata or expiry.
+    Update {
+        #[command(flatten)]
+        common: Common,
+        /// Key id.
+        key: String,
+        /// Scopes, comma-separated, replacing the current ones.
+        #[arg(long, value_delimiter = ',')]
+        scopes: Option<Vec<String>>,
+        /// New lifetime from now (e.g. 30d), or "never".
+        #[arg(long)]
+        expires: Option<String>,
+        /// Metadata, a JSON object, replacing the current one.
+        #[arg(long)]
+        metadata: Option<String>,
+    },
+    /// Issue a new secret; the old one keeps working for the grace period.
+    Rotate {
+        #[command(flatten)]
+        common: Common,
+        /// Key id.
+        key: String,
+        /// How long the old secret keeps working (never past its own expiry).
+        #[arg(long, default_value = "24h")]
+        grace: String,
+    },
+    /// Revoke a key, immediately.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        /// Key id.
+        key: String,
+    },
+}
+
+/// Options every lifecycle command takes.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// Config file whose [store] is used.
+    #[arg(short, long, value_name = "FILE")]
+    config: PathBuf,
+    /// Print JSON for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+async fn open(path: &Path) -> anyhow::Result<Store> {
+    let config = Config::load(path)
+        .map_err(|errors| anyhow!("{}: invalid config:\n{errors}", path.display()))?;
+    let store = config.store.ok_or_else(|| {
+        anyhow!(
+            "{}: no [store] section: keys need a store (url and pepper)",
+            path.display()
+        )
+    })?;
+    let hasher = KeyHasher::new(store.pepper.expose().as_bytes())
+        .map_err(|err| anyhow!("store.pepper: {err}"))?;
+    Store::open(store.url.expose(), hasher)
+        .await
+        .context("cannot open the key store")
+}
+
+fn actor() -> Actor {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    Actor::new(format!("cli:{user}"))
+}
+
+fn metadata(text: Option<&str>) -> anyhow::Result<Option<Value>> {
+    text.map(|t| match serde_json::from_str::<Value>(t) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(_) => bail!("--metadata: must be a JSON object"),
+        Err(err) => bail!("--metadata: not JSON: {err}"),
+    })
+    .transpose()
+}
+
+fn lifetime(text: &str, flag: &str) -> anyhow::Result<Duration> {
+    humantime::parse_duration(text)
+        .map_err(|err| anyhow!("{flag}: \"{text}\" is not a duration ({err}); use e.g. 90d or 12h"))
+}
+
+fn print(json: bool, value: &Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}
+
+fn key_line(key: &KeyRecord) -> String {
+    let status = serde_json::to_value(key.status)
+        .ok()
+        .and_then(|v| v.get("state").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default();
+    let expires = key
+        .expires_at
+        .map_or_else(|| "never".to_owned(), |t| t.to_string());
+    format!(
+        "{}  {}…  identity={}  status={}  scopes={}  expires={}",
+        key.id,
+        key.display_prefix,
+        key.identity_id,
+        status,
+        key.scopes.join(","),
+        expires
+    )
+}
+
+/// Runs an identities command.
+pub fn identities(command: IdentitiesCommand) -> anyhow::Result<ExitCode> {
+    super::runtime()?.block_on(async move {
+        match command {
+            IdentitiesCommand::Create {
+                common,
+                name,
+                roles,
+                metadata: meta,
+            } => {
+                let store = open(&common.config).await?;
+                let mut new = NewIdentity::named(name);
+                new.roles = roles;
+                if let Some(meta) = metadata(meta.as_deref())? {
+                    new.metadata = meta;
+                }
+                let identity = store.create_identity(new, &actor()).await?;
+                print(common.json, &serde_json::to_value(&identity)?, || {
+                    format!("created identity {} ({})", identity.id, identity.name)
+                });
+            }
+            IdentitiesCommand::List { common, limit } => {
+                let store = open(&common.config).await?;
+                let page = store.list_identities(&Page::first(limit)).await?;
+                print(common.json, &serde_json::to_value(&page)?, || {
+                    page.items
+                        .iter()
+                        .map(|i| format!("{}  {}  roles={}", i.id, i.name, i.roles.join(",")))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+            IdentitiesCommand::Show { common, identity } => {
+                let store = open(&common.config).await?;
+                let identity = store.get_identity(&identity).await?;
+                print(common.json, &serde_json::to_value(&identity)?, || {
+                    serde_json::to_string_pretty(&identity).unwrap_or_default()
+                });
+            }
+            IdentitiesCommand::Update {
+                common,
+                identity,
+                name,
+                roles,
+                metadata: meta,
+            } => {
+                let store = open(&common.config).await?;
+                let update = IdentityUpdate {
+                    name,
+                    roles: (!roles.is_empty()).then_some(roles),
+                    metadata: metadata(meta.as_deref())?,
+                };
+                let identity = store.update_identity(&identity, update, &actor()).await?;
+                print(common.json, &serde_json::to_value(&identity)?, || {
+                    format!("updated identity {}", identity.id)
+                });
+            }
+            IdentitiesCommand::Delete { common, identity } => {
+                let store = open(&common.config).await?;
+                store.delete_identity(&identity, &actor()).await?;
+                print(
+                    common.json,
+                    &json!({ "id": identity, "deleted": true }),
+                    || format!("deleted identity {identity}"),
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs a keys command.
+pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
+    super::runtime()?.block_on(async move {
+        match command {
+            KeysCommand::Create {
+                common,
+                identity,
+                scopes,
+                roles,
+                expires,
+                env,
+                metadata: meta,
+            } => {
+                let store = open(&common.config).await?;
+                let mut new = NewKey::for_identity(identity);
+                new.scopes = scopes.into_iter().filter(|s| !s.is_empty()).collect();
+                new.roles = roles;
+                new.env = env;
+                if let Some(meta) = metadata(meta.as_deref())? {
+                    new.metadata = meta;
+                }
+                if let Some(expires) = expires {
+                    new.expires_at =
+                        Some(Timestamp::now().saturating_add(lifetime(&expires, "--expires")?));
+                }
+                let (record, plaintext) = store.create_key(new, &actor()).await?;
+                let value = json!({ "id": record.id, "key": plaintext.expose(), "record": record });
+                print(common.json, &value, || {
+                    format!(
+                        "{}\n\nkey (shown once, store it now): {}",
+                        key_line(&record),
+                        plaintext.expose()
+                    )
+                });
+            }
+            KeysCommand::List {
+                common,
+                identity,
+                status,
+                limit,
+            } => {
+                let store = open(&common.config).await?;
+                let status = status
+                    .map(|s| {
+                        s.parse::<KeyStatusKind>().map_err(|_| {
+                            anyhow!("--status: \"{s}\" is not active, rotating, revoked or expired")
+                        })
+                    })
+                    .transpose()?;
+                let page = store
+                    .list_keys(&KeyFilter { identity, status }, &Page::first(limit))
+                    .await?;
+                print(common.json, &serde_json::to_value(&page)?, || {
+                    page.items
+                        .iter()
+                        .map(key_line)
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+            }
+            KeysCommand::Show { common, key } => {
+                let store = open(&common.config).await?;
+                let record = store.get_key(&key).await?;
+                print(common.json, &serde_json::to_value(&record)?, || {
+                    key_line(&record)
+                });
+            }
+            KeysCommand::Update {
+                common,
+                key,
+                scopes,
+                expires,
+                metadata: meta,
+            } => {
+                let store = open(&common.config).await?;
+                let expires_at = match expires.as_deref() {
+                    None => None,
+                    Some("never") => Some(None),
+                    Some(text) => Some(Some(
+                        Timestamp::now().saturating_add(lifetime(text, "--expires")?),
+                    )),
+                };
+                let update = KeyUpdate {
+                    scopes,
+                    metadata: metadata(meta.as_deref())?,
+                    expires_at,
+                    ..KeyUpdate::default()
+                };
+                let record = store.update_key(&key, update, &actor()).await?;
+                print(common.json, &serde_json::to_value(&record)?, || {
+                    key_line(&record)
+                });
+            }
+            KeysCommand::Rotate { common, key, grace } => {
+                let store = open(&common.config).await?;
+                let rotated = store
+                    .rotate_key(&key, lifetime(&grace, "--grace")?, &actor())
+                    .await?;
+                let value = json!({
+                    "id": rotated.key.id,
+                    "key": rotated.plaintext.expose(),
+                    "record": rotated.key,
+                    "previous": rotated.previous,
+                });
+                print(common.json, &value, || {
+                    format!(
+                        "{}\nprevious: {}\n\nnew key (shown once, store it now): {}",
+                        key_line(&rotated.key),
+                        key_line(&rotated.previous),
+                        rotated.plaintext.expose()
+                    )
+                });
+            }
+            KeysCommand::Revoke { common, key } => {
+                let store = open(&common.config).await?;
+                let record = store.revoke_key(&key, &actor()).await?;
+                print(common.json, &serde_json::to_value(&record)?, || {
+                    format!("revoked {}", key_line(&record))
+                });
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
