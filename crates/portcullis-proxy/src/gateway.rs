@@ -193,6 +193,11 @@ impl Gateway {
         }))
     }
 
+    /// The credential lookup (the API key index when a store is configured).
+    pub fn credentials(&self) -> &Arc<dyn CredentialLookup> {
+        &self.credentials
+    }
+
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.load_full()
