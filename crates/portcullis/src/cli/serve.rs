@@ -48,6 +48,7 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let admin_addr = config.admin.listen;
     let mut follower = None;
+    let mut admin_store = None;
     let credentials: Arc<dyn portcullis_core::CredentialLookup> = match &config.store {
         None => Arc::new(portcullis_core::NoCredentials),
         Some(store) => {
@@ -60,6 +61,7 @@ pub async fn run_gateway(
                 .await
                 .context("cannot load the API keys")?;
             tracing::info!(keys = index.len(), "API key index loaded");
+            admin_store = Some(store.clone());
             follower = Some(index.follow(store));
             index
         }
@@ -94,6 +96,7 @@ pub async fn run_gateway(
     let admin_task = tokio::spawn(portcullis_admin::serve(
         admin,
         Arc::clone(&gateway),
+        admin_store,
         admin_stop,
     ));
     on_ready(&bound);

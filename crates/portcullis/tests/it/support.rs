@@ -225,6 +225,7 @@ impl TestGateway {
             Ok(config) => config,
             Err(errors) => panic!("test config refused:\n{errors}"),
         };
+        let mut admin_store = None;
         let credentials: Arc<dyn portcullis_core::CredentialLookup> = match &config.store {
             None => Arc::new(portcullis_core::NoCredentials),
             Some(store) => {
@@ -236,6 +237,7 @@ impl TestGateway {
                 let index = portcullis_proxy::keys::KeyIndex::load(&store)
                     .await
                     .unwrap();
+                admin_store = Some(store.clone());
                 // The follower lives as long as the test's runtime.
                 drop(index.follow(store));
                 index
@@ -263,6 +265,7 @@ impl TestGateway {
             let admin_task = tokio::spawn(portcullis_admin::serve(
                 admin_listener,
                 Arc::clone(&g),
+                admin_store,
                 async move {
                     let _ = admin_stop_rx.await;
                 },
