@@ -146,6 +146,7 @@ pub enum ReloadError {
 /// The running gateway's shared state.
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
+    invalid_keys: Mutex<InvalidKeyTally>,
     credentials: Arc<dyn CredentialLookup>,
     /// Metrics; they outlive reloads.
     pub metrics: Arc<Metrics>,
@@ -182,6 +183,7 @@ impl Gateway {
         let snapshot = Snapshot::build(config, access_log, &metrics, &credentials)?;
         Ok(Arc::new(Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
+            invalid_keys: Mutex::new(InvalidKeyTally::default()),
             credentials,
             metrics,
             config_path,
@@ -191,6 +193,42 @@ impl Gateway {
             id_key: rand::random::<u64>() | 1,
             id_counter: AtomicU64::new(0),
         }))
+    }
+
+    /// Counts an authentication failure; invalid keys are also tallied per client address for
+    /// the brute-force gauge. Only refused requests come here: the tally is off the path of
+    /// legitimate traffic.
+    pub fn count_auth_failure(&self, reason: &'static str, client: std::net::IpAddr) {
+        self.metrics
+            .auth_failures
+            .get_or_create(&crate::metrics::AuthFailureLabels { reason })
+            .inc();
+        if reason != "invalid_credentials" {
+            return;
+        }
+        let minute = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 60);
+        let mut tally = self
+            .invalid_keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if tally.minute != minute {
+            tally.minute = minute;
+            tally.by_client.clear();
+            self.metrics.auth_failing_clients.set(0);
+        }
+        // Bounded: past the cap new addresses are not tracked (the counter above still counts).
+        if tally.by_client.len() >= INVALID_KEY_CLIENTS_CAP
+            && !tally.by_client.contains_key(&client)
+        {
+            return;
+        }
+        let count = tally.by_client.entry(client).or_insert(0);
+        *count += 1;
+        if *count == INVALID_KEY_THRESHOLD {
+            self.metrics.auth_failing_clients.inc();
+        }
     }
 
     /// The credential lookup (the API key index when a store is configured).
@@ -307,6 +345,17 @@ impl Gateway {
         id
     }
 }
+
+/// Invalid keys per client address in the current minute.
+#[derive(Debug, Default)]
+struct InvalidKeyTally {
+    minute: u64,
+    by_client: std::collections::HashMap<std::net::IpAddr, u32>,
+}
+
+/// Invalid keys in a minute from one address that make it count as failing.
+pub const INVALID_KEY_THRESHOLD: u32 = 10;
+const INVALID_KEY_CLIENTS_CAP: usize = 10_000;
 
 fn restart_needed(path: &str) -> ConfigError {
     ConfigError {

@@ -171,6 +171,9 @@ impl Gateway {
             }
         };
         self.count(&snapshot, &outcome, start);
+        if let Some(reason @ ("missing_credentials" | "invalid_credentials")) = outcome.code {
+            self.count_auth_failure(reason, ctx.client_ip);
+        }
         if !ctx.findings.is_empty() {
             let action = if outcome.code == Some("request_blocked") {
                 "block"

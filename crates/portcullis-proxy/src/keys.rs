@@ -7,17 +7,27 @@
 //! the instant it stops being valid, checked on every lookup.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use portcullis_core::{CredentialLookup, Principal};
-use portcullis_store::{KeyHasher, KeyRecord, Store, StoreError, Timestamp};
+use portcullis_store::{KeyHasher, KeyRecord, Store, StoreError, Timestamp, UsageRecord};
+
+/// Requests counted for one key since the last batch was written.
+#[derive(Debug, Default)]
+struct Usage {
+    count: AtomicU64,
+    last_used_ms: AtomicI64,
+}
 
 #[derive(Debug)]
 struct Entry {
     principal: Arc<Principal>,
     /// Unix milliseconds from which the key is no longer accepted.
     valid_until_ms: Option<i64>,
+    usage: Arc<Usage>,
 }
 
 /// API keys by hash.
@@ -25,9 +35,11 @@ struct Entry {
 pub struct KeyIndex {
     hasher: KeyHasher,
     keys: ArcSwap<HashMap<[u8; 32], Entry>>,
+    /// Usage cells by key id; they outlive index rebuilds so no count is lost to a refresh.
+    usage: Mutex<HashMap<Arc<str>, Arc<Usage>>>,
 }
 
-fn entry(record: KeyRecord) -> Entry {
+fn entry(record: KeyRecord, usage: Arc<Usage>) -> Entry {
     let valid_until_ms = match (record.expires_at, record.rotating_until) {
         (Some(a), Some(b)) => Some(a.unix_millis().min(b.unix_millis())),
         (Some(a), None) | (None, Some(a)) => Some(a.unix_millis()),
@@ -45,6 +57,7 @@ fn entry(record: KeyRecord) -> Entry {
             roles: record.roles.iter().map(|s| Arc::from(s.as_str())).collect(),
         }),
         valid_until_ms,
+        usage,
     }
 }
 
@@ -54,6 +67,7 @@ impl KeyIndex {
         let index = Arc::new(KeyIndex {
             hasher: store.hasher().clone(),
             keys: ArcSwap::from_pointee(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
         });
         index.refresh(store).await?;
         Ok(index)
@@ -61,12 +75,23 @@ impl KeyIndex {
 
     /// Rebuilds the index from the store; returns the number of usable keys.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
-        let mut keys = HashMap::new();
+        let mut records = Vec::new();
         store
             .for_each_active(Timestamp::now(), |hash, record| {
-                keys.insert(hash.0, entry(record));
+                records.push((hash, record))
             })
             .await?;
+        let mut keys = HashMap::with_capacity(records.len());
+        {
+            let mut usage = self
+                .usage
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (hash, record) in records {
+                let cell = Arc::clone(usage.entry(Arc::from(record.id.as_str())).or_default());
+                keys.insert(hash.0, entry(record, cell));
+            }
+        }
         let count = keys.len();
         self.keys.store(Arc::new(keys));
         Ok(count)
@@ -92,6 +117,66 @@ impl KeyIndex {
         })
     }
 
+    /// Takes the usage counted since the last call (keys with no use are left out).
+    pub fn take_usage(&self) -> Vec<UsageRecord> {
+        let usage = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        usage
+            .iter()
+            .filter_map(|(key_id, cell)| {
+                let count = cell.count.swap(0, Ordering::Relaxed);
+                (count > 0).then(|| UsageRecord {
+                    key_id: key_id.to_string(),
+                    count,
+                    last_used: Timestamp::from_unix_millis(
+                        cell.last_used_ms.load(Ordering::Relaxed),
+                    )
+                    .unwrap_or_else(Timestamp::now),
+                })
+            })
+            .collect()
+    }
+
+    /// Writes usage to the store in batches every `interval`, off the request path, until the
+    /// returned task is aborted. A failed batch is put back and written with the next one.
+    pub fn write_usage(
+        self: &Arc<Self>,
+        store: Store,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        let index = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticker.tick().await;
+                index.flush_usage(&store).await;
+            }
+        })
+    }
+
+    /// Writes the usage counted so far (also called once at shutdown).
+    pub async fn flush_usage(&self, store: &Store) {
+        let batch = self.take_usage();
+        if batch.is_empty() {
+            return;
+        }
+        if let Err(err) = store.record_usage(&batch).await {
+            tracing::warn!(error = %err, keys = batch.len(), "cannot write key usage; retrying with the next batch");
+            let usage = self
+                .usage
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for record in batch {
+                if let Some(cell) = usage.get(record.key_id.as_str()) {
+                    cell.count.fetch_add(record.count, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     /// Number of usable keys indexed.
     pub fn len(&self) -> usize {
         self.keys.load().len()
@@ -110,11 +195,12 @@ impl CredentialLookup for KeyIndex {
         let hash = self.hasher.hash(&parsed);
         let keys = self.keys.load();
         let entry = keys.get(&hash.0)?;
-        if let Some(until) = entry.valid_until_ms {
-            if Timestamp::now().unix_millis() >= until {
-                return None;
-            }
+        let now = Timestamp::now().unix_millis();
+        if entry.valid_until_ms.is_some_and(|until| now >= until) {
+            return None;
         }
+        entry.usage.count.fetch_add(1, Ordering::Relaxed);
+        entry.usage.last_used_ms.fetch_max(now, Ordering::Relaxed);
         Some(Arc::clone(&entry.principal))
     }
 }

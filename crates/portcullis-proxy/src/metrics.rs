@@ -72,6 +72,13 @@ pub struct FindingLabels {
     pub action: &'static str,
 }
 
+/// Labels of an authentication failure.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthFailureLabels {
+    /// `missing_credentials` or `invalid_credentials`.
+    pub reason: &'static str,
+}
+
 /// Labels of a reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
@@ -97,6 +104,11 @@ pub struct Metrics {
     pub reloads: Family<ResultLabels, Counter>,
     /// Inspection findings by class and action.
     pub findings: Family<FindingLabels, Counter>,
+    /// Authentication failures by reason.
+    pub auth_failures: Family<AuthFailureLabels, Counter>,
+    /// Client addresses that sent at least `INVALID_KEY_THRESHOLD` invalid keys in the current
+    /// minute (a brute-force signal; the detectors act on it).
+    pub auth_failing_clients: Gauge,
     /// Access log lines dropped because the writer fell behind.
     pub access_log_dropped: Counter,
     /// Connections closed for sending no complete request head in time.
@@ -208,6 +220,18 @@ impl Metrics {
             "Inspection findings by class and action",
             findings.clone(),
         );
+        let auth_failures = Family::<AuthFailureLabels, Counter>::default();
+        registry.register(
+            "auth_failures",
+            "Authentication failures by reason",
+            auth_failures.clone(),
+        );
+        let auth_failing_clients = Gauge::default();
+        registry.register(
+            "auth_failing_clients",
+            "Client addresses with 10 or more invalid API keys in the current minute",
+            auth_failing_clients.clone(),
+        );
         let access_log_dropped = Counter::default();
         registry.register(
             "access_log_dropped",
@@ -229,6 +253,8 @@ impl Metrics {
             connections,
             reloads,
             findings,
+            auth_failures,
+            auth_failing_clients,
             access_log_dropped,
             header_timeouts,
         }

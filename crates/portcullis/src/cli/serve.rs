@@ -62,7 +62,13 @@ pub async fn run_gateway(
                 .context("cannot load the API keys")?;
             tracing::info!(keys = index.len(), "API key index loaded");
             admin_store = Some(store.clone());
-            follower = Some(index.follow(store));
+            let usage = index.write_usage(store.clone(), std::time::Duration::from_secs(5));
+            follower = Some((
+                index.follow(store.clone()),
+                usage,
+                Arc::clone(&index),
+                store,
+            ));
             index
         }
     };
@@ -102,8 +108,11 @@ pub async fn run_gateway(
     on_ready(&bound);
     portcullis_proxy::serve(Arc::clone(&gateway), listeners, wait_for(stop_rx)).await;
     signals.abort();
-    if let Some(follower) = follower {
+    if let Some((follower, usage, index, store)) = follower {
         follower.abort();
+        usage.abort();
+        // The last requests' usage is written before the process exits.
+        index.flush_usage(&store).await;
     }
     let _ = admin_task.await;
     eprintln!("portcullis: stopped");

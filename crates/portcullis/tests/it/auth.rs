@@ -255,3 +255,74 @@ async fn routes_with_api_key_need_a_store() {
         "{errors}"
     );
 }
+
+#[tokio::test]
+async fn usage_is_counted_per_key_and_written_in_batches() {
+    let (_a, gw, store) = gateway().await;
+    let (id, reader) = key(&store, &["orders:read"]).await;
+    let url = format!("{}/orders", gw.http);
+    assert!(until_status(&url, &reader, 200).await);
+    let c = client();
+    for _ in 0..9 {
+        assert_eq!(
+            c.get(&url)
+                .bearer_auth(&reader)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    // The writer runs every 100 ms in tests; wait (bounded) for the batch.
+    let mut record = store.get_key(&id).await.unwrap();
+    for _ in 0..50 {
+        if record.request_count >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        record = store.get_key(&id).await.unwrap();
+    }
+    assert_eq!(record.request_count, 10);
+    assert!(record.last_used_at.is_some());
+}
+
+#[tokio::test]
+async fn invalid_keys_are_counted_for_brute_force_detection() {
+    let (_a, gw, _store) = gateway().await;
+    let url = format!("{}/orders", gw.http);
+    let c = client();
+    for i in 0..12 {
+        let guess = format!("pc_live_guess{i}");
+        assert_eq!(
+            c.get(&url)
+                .header("x-api-key", guess)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            401
+        );
+    }
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
+    let metrics = c
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("portcullis_auth_failures_total{reason=\"invalid_credentials\"} 12"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_auth_failures_total{reason=\"missing_credentials\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portcullis_auth_failing_clients 1"),
+        "{metrics}"
+    );
+}

@@ -238,7 +238,8 @@ impl TestGateway {
                     .await
                     .unwrap();
                 admin_store = Some(store.clone());
-                // The follower lives as long as the test's runtime.
+                // The follower and the usage writer live as long as the test's runtime.
+                drop(index.write_usage(store.clone(), std::time::Duration::from_millis(100)));
                 drop(index.follow(store));
                 index
             }
