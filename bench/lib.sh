@@ -58,7 +58,8 @@ measure_once() {
   local pids=("$@")
   local hz; hz=$(getconf CLK_TCK)
   local before; before=$(cpu_ticks "${pids[@]}")
-  local out; out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "$url")
+  local script=(); [ -n "${WRK_SCRIPT:-}" ] && script=(-s "$WRK_SCRIPT")
+  local out; out=$(wrk -t2 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$url")
   local after; after=$(cpu_ticks "${pids[@]}")
   local requests; requests=$(echo "$out" | awk '/requests in/ {print $1}')
   local rps; rps=$(echo "$out" | awk '/^Requests\/sec/ {printf "%.0f", $2}')
@@ -79,7 +80,8 @@ measure_once() {
 measure() {
   local name=$1 url=$2; shift 2
   local runs=()
-  wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null   # warm-up: connections, pools, caches
+  local script=(); [ -n "${WRK_SCRIPT:-}" ] && script=(-s "$WRK_SCRIPT")
+  wrk -t2 -c"$CONNS" -d2s "${script[@]}" "$url" >/dev/null   # warm-up: connections, pools, caches
   for _ in $(seq 1 "${REPEAT:-3}"); do
     runs+=("$(measure_once "$url" "$@")")
   done

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Key verification cost in the gateway: CPU µs per request on a route with auth = ["api_key"]
+# against the same route public, in one run (wrk, same upstream, inspection and access log off).
+#
+#   bench/keys.sh              # DURATION=10s CONNS=64 REPEAT=3
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+source "$here/lib.sh"
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+
+need_pkg wrk wrk
+need_pkg nginx nginx
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+UP=18281; PC=18282
+(cd "$root" && cargo build --release --locked -q -p portcullis)
+bin="$root/target/release/portcullis"
+
+cat > "$work/up.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/up.pid;
+error_log $work/up.err crit;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { return 200 '{"ok":true}'; } } }
+CONF
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/pepper"
+cat > "$work/gw.toml" <<CONF
+[gateway]
+listen = ["127.0.0.1:$PC"]
+[admin]
+listen = "127.0.0.1:$((PC + 1000))"
+[log]
+access = "off"
+[store]
+url = "sqlite://$work/keys.db"
+pepper = "file:$work/pepper"
+[[upstream]]
+name = "up"
+targets = ["127.0.0.1:$UP"]
+[[route]]
+name = "public"
+path_prefix = "/public/"
+upstream = "up"
+auth = ["none"]
+inspect = { mode = "off" }
+[[route]]
+name = "keyed"
+path_prefix = "/keyed/"
+upstream = "up"
+auth = ["api_key"]
+scopes = ["bench"]
+inspect = { mode = "off" }
+CONF
+"$bin" identities create -c "$work/gw.toml" --name bench >/dev/null
+key=$("$bin" keys create -c "$work/gw.toml" --identity bench --scopes bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+nginx -c "$work/up.conf" & pids+=($!)
+wait_port $UP
+"$bin" serve -c "$work/gw.toml" 2>"$work/pc.err" & pids+=($!); pc_pid=$!
+wait_port $PC
+
+cat > "$work/key.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $key"
+LUA
+echo
+echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "| route | requests/s | p50 | p99 | gateway CPU µs/request, median (all runs) | RSS MB | errors |"
+echo "|---|---:|---:|---:|---:|---:|---|"
+PIDS_FOR_RSS=("$pc_pid")
+measure 'public (auth = ["none"])' "http://127.0.0.1:$PC/public/x" "$pc_pid"
+WRK_SCRIPT="$work/key.lua" measure 'api_key + scopes' "http://127.0.0.1:$PC/keyed/x" "$pc_pid"
