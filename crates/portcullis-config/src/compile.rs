@@ -585,6 +585,25 @@ fn compile_routes_with(
             .as_ref()
             .map(|a| compile_admission(a, index, errors));
         let scopes: Vec<String> = section.scopes.clone().unwrap_or_default();
+        let api_key_query = section.api_key_query.clone();
+        if let Some(name) = &api_key_query {
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            {
+                errors.push(
+                    at("api_key_query"),
+                    format!("\"{name}\" is not a parameter name (letters, digits, '_', '-')"),
+                );
+            }
+            if !auth.contains(&AuthMethod::ApiKey) {
+                errors.push(
+                    at("api_key_query"),
+                    "only meaningful with auth = [\"api_key\"]",
+                );
+            }
+        }
         for (i, scope) in scopes.iter().enumerate() {
             if scope.is_empty()
                 || scope.len() > 128
@@ -628,6 +647,7 @@ fn compile_routes_with(
                     admission,
                     inspect,
                     scopes,
+                    api_key_query,
                 },
             ));
         }

@@ -322,6 +322,9 @@ pub struct Route {
     pub inspect: Inspect,
     /// Scopes a caller must hold (all of them); empty for none.
     pub scopes: Vec<String>,
+    /// Query parameter that may carry the API key, when the route opts in. The parameter is
+    /// removed before the request is forwarded, and queries are never logged.
+    pub api_key_query: Option<String>,
 }
 
 impl Config {

@@ -157,6 +157,8 @@ pub struct RouteSection {
     pub inspect: Option<InspectSection>,
     /// Scopes the caller's key must hold.
     pub scopes: Option<Vec<String>>,
+    /// Name of a query parameter that may carry the API key (opt-in; off when absent).
+    pub api_key_query: Option<String>,
 }
 
 /// `route.inspect`.

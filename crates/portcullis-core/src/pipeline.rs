@@ -278,6 +278,7 @@ pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 #[derive(Debug, Clone)]
 pub struct ApiKeyFilter {
     lookup: Arc<dyn CredentialLookup>,
+    query: Option<String>,
 }
 
 fn unauthorized(code: &'static str, message: &'static str) -> Verdict {
@@ -292,7 +293,16 @@ fn unauthorized(code: &'static str, message: &'static str) -> Verdict {
 impl ApiKeyFilter {
     /// A filter looking keys up in `lookup`.
     pub fn new(lookup: Arc<dyn CredentialLookup>) -> Self {
-        Self { lookup }
+        Self {
+            lookup,
+            query: None,
+        }
+    }
+
+    /// Also accepts the key in this query parameter (a route's opt-in).
+    pub fn with_query(mut self, name: Option<String>) -> Self {
+        self.query = name;
+        self
     }
 
     fn check(&self, ctx: &mut RequestCtx, head: &Parts) -> Verdict {
@@ -308,6 +318,16 @@ impl ApiKeyFilter {
         for value in head.headers.get_all(&API_KEY_HEADER) {
             count += 1;
             presented = Some(value.as_bytes());
+        }
+        if let (Some(name), Some(query)) = (&self.query, head.uri.query()) {
+            for pair in query.split('&') {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if key == name {
+                    count += 1;
+                    // Keys are base62 and '_': a value that needs decoding is not a key.
+                    presented = Some(value.as_bytes());
+                }
+            }
         }
         // Two credentials are ambiguous: which one would the upstream believe?
         if count > 1 {
@@ -431,7 +451,9 @@ impl Chain {
             } else {
                 Arc::new(NoCredentials)
             };
-            filters.push(Filter::ApiKey(ApiKeyFilter::new(lookup)));
+            filters.push(Filter::ApiKey(
+                ApiKeyFilter::new(lookup).with_query(route.api_key_query.clone()),
+            ));
             if !route.scopes.is_empty() {
                 filters.push(Filter::Scopes(ScopesFilter {
                     required: route.scopes.clone().into_boxed_slice(),

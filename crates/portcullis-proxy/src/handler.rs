@@ -351,11 +351,29 @@ impl Gateway {
         } else {
             head.headers.remove(header::HOST);
         }
-        let path_and_query = head
+        let mut path_and_query = head
             .uri
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        // A key sent in the query (a route's opt-in) never reaches the upstream.
+        let key_param = ctx
+            .route
+            .and_then(|r| snapshot.config.routes[r].api_key_query.as_deref());
+        if let (Some(name), Some(query)) = (key_param, path_and_query.query()) {
+            let kept: Vec<&str> = query
+                .split('&')
+                .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
+                .collect();
+            let rebuilt = if kept.is_empty() {
+                path_and_query.path().to_owned()
+            } else {
+                format!("{}?{}", path_and_query.path(), kept.join("&"))
+            };
+            if let Ok(stripped) = PathAndQuery::try_from(rebuilt) {
+                path_and_query = stripped;
+            }
+        }
 
         // A request that sent nothing yet can be tried on another target when the first one
         // refuses the connection: nothing reached the upstream, so nothing can be repeated.

@@ -22,6 +22,13 @@ async fn gateway() -> (Upstream, TestGateway, portcullis_store::Store) {
         .replace("auth = [\"none\"]\n", ""),
         route_block("any", "/me", "a", "auth = [\"api_key\"]").replace("auth = [\"none\"]\n", ""),
         route_block("public", "/public", "a", ""),
+        route_block(
+            "query",
+            "/legacy",
+            "a",
+            "auth = [\"api_key\"]\napi_key_query = \"api_key\"",
+        )
+        .replace("auth = [\"none\"]\n", ""),
     ]
     .concat();
     let store_dir = dir.path().to_path_buf();
@@ -325,4 +332,36 @@ async fn invalid_keys_are_counted_for_brute_force_detection() {
         metrics.contains("portcullis_auth_failing_clients 1"),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn query_string_keys_only_where_a_route_opts_in_and_never_forwarded() {
+    let (_a, gw, store) = gateway().await;
+    let (_, reader) = key(&store, &["orders:read"]).await;
+    assert!(until_status(&format!("{}/me", gw.http), &reader, 200).await);
+    let c = client();
+    let response = c
+        .get(format!(
+            "{}/legacy?page=2&api_key={reader}&sort=asc",
+            gw.http
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(
+        echo["path"], "/legacy?page=2&sort=asc",
+        "the key is removed before forwarding"
+    );
+    // Not accepted where the route did not opt in.
+    let response = c
+        .get(format!("{}/me?api_key={reader}", gw.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    // And never written to the access log.
+    let log = std::fs::read_to_string(gw.dir.path().join("access.log")).unwrap_or_default();
+    assert!(!log.contains(&reader));
 }
