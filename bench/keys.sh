@@ -82,3 +82,27 @@ echo "|---|---:|---:|---:|---:|---:|---|"
 PIDS_FOR_RSS=("$pc_pid")
 measure 'public (auth = ["none"])' "http://127.0.0.1:$PC/public/x" "$pc_pid"
 WRK_SCRIPT="$work/key.lua" measure 'api_key + scopes' "http://127.0.0.1:$PC/keyed/x" "$pc_pid"
+
+# Gateway start time and memory with many keys in the store: KEYS=1000000 bench/keys.sh
+if [ -n "${KEYS:-}" ]; then
+  kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
+  (cd "$root" && cargo build --release --locked -q -p portcullis-store --example bulk_keys)
+  big="$work/big"; mkdir -p "$big"
+  "$root/target/release/examples/bulk_keys" "sqlite://$big/keys.db" "$(cat "$work/pepper")" "$KEYS" 2>/dev/null
+  sed "s|sqlite://$work/keys.db|sqlite://$big/keys.db|; s|127.0.0.1:$PC|127.0.0.1:$((PC + 1))|; s|127.0.0.1:$((PC + 1000))|127.0.0.1:$((PC + 1001))|" \
+    "$work/gw.toml" > "$big/gw.toml"
+  empty_rss=$(awk '/^VmRSS:/ {print $2}' /proc/self/status)
+  start=$(date +%s.%N)
+  "$bin" serve -c "$big/gw.toml" 2>"$big/serve.err" & pids+=($!); big_pid=$!
+  while ! grep -q "listening on" "$big/serve.err" 2>/dev/null; do
+    kill -0 "$big_pid" 2>/dev/null || { cat "$big/serve.err" >&2; exit 1; }
+    sleep 0.05
+  done
+  end=$(date +%s.%N)
+  rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$big_pid/status")
+  echo
+  echo "| keys in the store | gateway start (s) | RSS (MB) | RSS per key (B) |"
+  echo "|---:|---:|---:|---:|"
+  awk -v n="$KEYS" -v s="$start" -v e="$end" -v r="$rss" 'BEGIN { printf "| %d | %.1f | %.0f | %.0f |\n", n, e - s, r / 1024, (r - 9000) * 1024 / n }'
+  : "$empty_rss"
+fi

@@ -39,7 +39,23 @@ pub struct KeyIndex {
     usage: Mutex<HashMap<Arc<str>, Arc<Usage>>>,
 }
 
-fn entry(record: KeyRecord, usage: Arc<Usage>) -> Entry {
+/// Shares equal strings (identity ids, scopes, roles) between the entries of one rebuild: a
+/// million keys of a few identities hold a few copies, not a million.
+#[derive(Default)]
+struct Interner(HashMap<String, Arc<str>>);
+
+impl Interner {
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(text.to_owned(), Arc::clone(&shared));
+        shared
+    }
+}
+
+fn entry(record: &KeyRecord, usage: Arc<Usage>, strings: &mut Interner) -> Entry {
     let valid_until_ms = match (record.expires_at, record.rotating_until) {
         (Some(a), Some(b)) => Some(a.unix_millis().min(b.unix_millis())),
         (Some(a), None) | (None, Some(a)) => Some(a.unix_millis()),
@@ -47,14 +63,10 @@ fn entry(record: KeyRecord, usage: Arc<Usage>) -> Entry {
     };
     Entry {
         principal: Arc::new(Principal {
-            identity: Arc::from(record.identity_id.as_str()),
+            identity: strings.get(&record.identity_id),
             key_id: Arc::from(record.id.as_str()),
-            scopes: record
-                .scopes
-                .iter()
-                .map(|s| Arc::from(s.as_str()))
-                .collect(),
-            roles: record.roles.iter().map(|s| Arc::from(s.as_str())).collect(),
+            scopes: record.scopes.iter().map(|s| strings.get(s)).collect(),
+            roles: record.roles.iter().map(|s| strings.get(s)).collect(),
         }),
         valid_until_ms,
         usage,
@@ -75,23 +87,40 @@ impl KeyIndex {
 
     /// Rebuilds the index from the store; returns the number of usable keys.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
-        let mut records = Vec::new();
+        // Rows are turned into entries as they stream in: no list of full records is held.
+        let known = self
+            .usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut fresh: Vec<(Arc<str>, Arc<Usage>)> = Vec::new();
+        let mut strings = Interner::default();
+        let mut keys = HashMap::with_capacity(self.len());
         store
             .for_each_active(Timestamp::now(), |hash, record| {
-                records.push((hash, record))
+                let cell = match known.get(record.id.as_str()) {
+                    Some(cell) => Arc::clone(cell),
+                    None => {
+                        let cell = Arc::new(Usage::default());
+                        fresh.push((Arc::from(record.id.as_str()), Arc::clone(&cell)));
+                        cell
+                    }
+                };
+                keys.insert(hash.0, entry(&record, cell, &mut strings));
             })
             .await?;
-        let mut keys = HashMap::with_capacity(records.len());
-        {
+        drop(known);
+        if !fresh.is_empty() {
             let mut usage = self
                 .usage
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            for (hash, record) in records {
-                let cell = Arc::clone(usage.entry(Arc::from(record.id.as_str())).or_default());
-                keys.insert(hash.0, entry(record, cell));
+            for (id, cell) in fresh {
+                // A refresh racing this one may have added the same key: keep the first cell.
+                usage.entry(id).or_insert(cell);
             }
         }
+        keys.shrink_to_fit();
         let count = keys.len();
         self.keys.store(Arc::new(keys));
         Ok(count)
