@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use portcullis_core::{CredentialLookup, Principal};
-use portcullis_store::{KeyHasher, KeyRecord, Store, StoreError, Timestamp, UsageRecord};
+use portcullis_store::{KeyHasher, KeyRecord, Page, Store, StoreError, Timestamp, UsageRecord};
 
 /// Requests counted for one key since the last batch was written.
 #[derive(Debug, Default)]
@@ -55,7 +55,12 @@ impl Interner {
     }
 }
 
-fn entry(record: &KeyRecord, usage: Arc<Usage>, strings: &mut Interner) -> Entry {
+fn entry(
+    record: &KeyRecord,
+    identity_roles: &HashMap<String, Vec<String>>,
+    usage: Arc<Usage>,
+    strings: &mut Interner,
+) -> Entry {
     let valid_until_ms = match (record.expires_at, record.rotating_until) {
         (Some(a), Some(b)) => Some(a.unix_millis().min(b.unix_millis())),
         (Some(a), None) | (None, Some(a)) => Some(a.unix_millis()),
@@ -66,7 +71,21 @@ fn entry(record: &KeyRecord, usage: Arc<Usage>, strings: &mut Interner) -> Entry
             identity: strings.get(&record.identity_id),
             key_id: Arc::from(record.id.as_str()),
             scopes: record.scopes.iter().map(|s| strings.get(s)).collect(),
-            roles: record.roles.iter().map(|s| strings.get(s)).collect(),
+            // A key carries its own roles and those of its identity.
+            roles: {
+                let mut roles: Vec<Arc<str>> =
+                    record.roles.iter().map(|s| strings.get(s)).collect();
+                for role in identity_roles
+                    .get(&record.identity_id)
+                    .into_iter()
+                    .flatten()
+                {
+                    if !roles.iter().any(|r| r.as_ref() == role) {
+                        roles.push(strings.get(role));
+                    }
+                }
+                roles.into_boxed_slice()
+            },
         }),
         valid_until_ms,
         usage,
@@ -87,6 +106,21 @@ impl KeyIndex {
 
     /// Rebuilds the index from the store; returns the number of usable keys.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
+        // Identity roles apply to every key of the identity (identities are few).
+        let mut identity_roles: HashMap<String, Vec<String>> = HashMap::new();
+        let mut page = Page::first(1000);
+        loop {
+            let identities = store.list_identities(&page).await?;
+            for identity in identities.items {
+                if !identity.roles.is_empty() {
+                    identity_roles.insert(identity.id, identity.roles);
+                }
+            }
+            match identities.next_cursor {
+                Some(cursor) => page = Page::after(1000, cursor),
+                None => break,
+            }
+        }
         // Rows are turned into entries as they stream in: no list of full records is held.
         let known = self
             .usage
@@ -106,7 +140,7 @@ impl KeyIndex {
                         cell
                     }
                 };
-                keys.insert(hash.0, entry(&record, cell, &mut strings));
+                keys.insert(hash.0, entry(&record, &identity_roles, cell, &mut strings));
             })
             .await?;
         drop(known);
@@ -231,5 +265,51 @@ impl CredentialLookup for KeyIndex {
         entry.usage.count.fetch_add(1, Ordering::Relaxed);
         entry.usage.last_used_ms.fetch_max(now, Ordering::Relaxed);
         Some(Arc::clone(&entry.principal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use portcullis_store::{Actor, NewIdentity, NewKey};
+
+    use super::*;
+
+    async fn store(dir: &tempfile::TempDir) -> Store {
+        let hasher = KeyHasher::new(b"0123456789abcdef0123").unwrap();
+        Store::open(
+            &format!("sqlite://{}", dir.path().join("k.db").display()),
+            hasher,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn identity_roles_reach_their_keys_and_usage_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store(&dir).await;
+        let actor = Actor::new("test");
+        let mut ops = NewIdentity::named("ops");
+        ops.roles = vec!["admin".into()];
+        store.create_identity(ops, &actor).await.unwrap();
+        let mut new = NewKey::for_identity("ops");
+        new.roles = vec!["reader".into()];
+        let (record, key) = store.create_key(new, &actor).await.unwrap();
+
+        let index = KeyIndex::load(&store).await.unwrap();
+        let principal = index.api_key(key.expose()).unwrap();
+        let roles: Vec<&str> = principal.roles.iter().map(|r| r.as_ref()).collect();
+        assert_eq!(roles, ["reader", "admin"]);
+        assert!(index.api_key("pc_live_not_a_key").is_none());
+
+        assert!(index.api_key(key.expose()).is_some());
+        index.flush_usage(&store).await;
+        assert_eq!(store.get_key(&record.id).await.unwrap().request_count, 2);
+        // Counts survive a rebuild of the index and are not written twice.
+        index.refresh(&store).await.unwrap();
+        index.flush_usage(&store).await;
+        assert_eq!(store.get_key(&record.id).await.unwrap().request_count, 2);
     }
 }
