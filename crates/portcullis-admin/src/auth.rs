@@ -70,15 +70,9 @@ pub fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> AuthOutcome {
     }
 }
 
-/// The credential of a `Bearer` authorization value (scheme case-insensitive).
+/// The credential of a `Bearer` authorization value, as text.
 fn bearer_token(value: &HeaderValue) -> Option<&str> {
-    let value = value.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    let token = token.trim_matches(' ');
-    (!token.is_empty()).then_some(token)
+    std::str::from_utf8(portcullis_core::pipeline::bearer_token(value)?).ok()
 }
 
 /// Adds `WWW-Authenticate: Bearer` to a 401 response.

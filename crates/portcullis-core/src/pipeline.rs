@@ -274,6 +274,21 @@ impl AdmissionFilter {
 /// The header an API key may come in besides `Authorization: Bearer`.
 pub static API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 
+/// The credential of an `Authorization: Bearer …` value (scheme case-insensitive, spaces
+/// around the credential ignored), or `None` for another scheme or an empty credential.
+/// Shared by the gateway's `api_key` filter and the admin API.
+pub fn bearer_token(value: &HeaderValue) -> Option<&[u8]> {
+    let bytes = value.as_bytes();
+    let split = bytes.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = bytes.split_at(split);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    let end = rest.iter().rposition(|&b| b != b' ')? + 1;
+    Some(&rest[start..end])
+}
+
 /// API key authentication: `Authorization: Bearer KEY` or `X-API-Key: KEY`.
 #[derive(Debug, Clone)]
 pub struct ApiKeyFilter {
@@ -308,12 +323,15 @@ impl ApiKeyFilter {
     fn check(&self, ctx: &mut RequestCtx, head: &Parts) -> Verdict {
         let mut presented: Option<&[u8]> = None;
         let mut count = 0;
-        for value in head.headers.get_all(header::AUTHORIZATION) {
+        // Other `Authorization` schemes (Basic for the upstream, say) are not ours to judge.
+        for token in head
+            .headers
+            .get_all(header::AUTHORIZATION)
+            .iter()
+            .filter_map(bearer_token)
+        {
             count += 1;
-            let bytes = value.as_bytes();
-            if bytes.len() > 7 && bytes[..7].eq_ignore_ascii_case(b"bearer ") {
-                presented = Some(&bytes[7..]);
-            }
+            presented = Some(token);
         }
         for value in head.headers.get_all(&API_KEY_HEADER) {
             count += 1;
@@ -574,6 +592,19 @@ mod tests {
         let (verdict, ctx) = run(&off, "192.0.2.7");
         assert_eq!(verdict, Verdict::Continue);
         assert!(ctx.monitored.is_empty());
+    }
+
+    #[test]
+    fn bearer_tokens() {
+        let token =
+            |v: &'static str| bearer_token(&HeaderValue::from_static(v)).map(|t| t.to_vec());
+        assert_eq!(token("Bearer abc"), Some(b"abc".to_vec()));
+        assert_eq!(token("bearer   abc  "), Some(b"abc".to_vec()));
+        assert_eq!(token("BEARER abc"), Some(b"abc".to_vec()));
+        assert_eq!(token("Bearer "), None);
+        assert_eq!(token("Bearer"), None);
+        assert_eq!(token("Basic Zm9vOmJhcg=="), None);
+        assert_eq!(token("Bearerabc"), None);
     }
 
     #[test]

@@ -286,11 +286,12 @@ impl Gateway {
             RouteMatch::Invalid(rejection) => return Err(rejection),
         };
         let chain = &snapshot.chains[route];
+        let need = chain.body_need();
         let mut prefix = Bytes::new();
-        if let Some(need) = chain.body_need() {
+        if let Some(need) = need {
             if !body.is_end_stream() {
                 let read = read_prefix(body, need.max_bytes, gateway.max_body_bytes, received);
-                let (bytes, ended) = match tokio::time::timeout(gateway.request_timeout, read).await
+                let (bytes, fits) = match tokio::time::timeout(gateway.request_timeout, read).await
                 {
                     Err(_) => return Err(Rejection::request_timeout()),
                     Ok(Err(PrefixError::TooLarge)) => {
@@ -304,15 +305,14 @@ impl Gateway {
                     }
                     Ok(Ok(read)) => read,
                 };
-                if !ended && need.on_large_body == LargeBody::Reject {
+                if !fits && need.on_large_body == LargeBody::Reject {
                     return Err(Rejection::body_too_large(need.max_bytes as u64));
                 }
                 prefix = bytes;
             }
         }
-        let inspected = &prefix[..prefix
-            .len()
-            .min(chain.body_need().map_or(0, |n| n.max_bytes))];
+        // A frame straddling the bound may have brought a little more than was asked for.
+        let inspected = &prefix[..prefix.len().min(need.map_or(0, |n| n.max_bytes))];
         match chain.run(ctx, head, inspected).await {
             Verdict::Continue => Ok((route, prefix)),
             Verdict::Reject(rejection) => Err(rejection),

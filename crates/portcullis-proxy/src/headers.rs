@@ -155,9 +155,9 @@ pub fn set_identity(headers: &mut HeaderMap, principal: Option<&portcullis_core:
     }
     let Some(principal) = principal else { return };
     headers.remove(&portcullis_core::pipeline::API_KEY_HEADER);
-    let bearer = headers.get(header::AUTHORIZATION).is_some_and(|v| {
-        v.as_bytes().len() > 7 && v.as_bytes()[..7].eq_ignore_ascii_case(b"bearer ")
-    });
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| portcullis_core::pipeline::bearer_token(v).is_some());
     if bearer {
         headers.remove(header::AUTHORIZATION);
     }

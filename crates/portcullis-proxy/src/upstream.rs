@@ -190,11 +190,4 @@ impl UpstreamPool {
             target.down_until_ms.store(until, Ordering::Relaxed);
         }
     }
-
-    /// Whether a target is currently out of rotation.
-    pub fn is_down(&self, index: usize) -> bool {
-        self.targets
-            .get(index)
-            .is_some_and(|t| t.down_until_ms.load(Ordering::Relaxed) > self.now_ms())
-    }
 }

@@ -191,12 +191,10 @@ async fn shutdown_finishes_in_flight_requests() {
     let addr = gw.addr();
     let in_flight = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let admin = gw.admin.clone();
     let gateway = Arc::clone(&gw.gateway);
     let shutdown = tokio::spawn(gw.shutdown());
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(gateway.is_draining());
-    let _ = admin;
     // New connections are refused once draining.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
     assert_eq!(in_flight.await.unwrap(), 200);
