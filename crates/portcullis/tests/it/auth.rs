@@ -324,14 +324,7 @@ async fn invalid_keys_are_counted_for_brute_force_detection() {
         );
     }
     assert_eq!(c.get(&url).send().await.unwrap().status(), 401);
-    let metrics = c
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&c, &gw).await;
     assert!(
         metrics.contains("portcullis_auth_failures_total{reason=\"invalid_credentials\"} 12"),
         "{metrics}"

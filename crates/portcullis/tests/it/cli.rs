@@ -148,14 +148,7 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         .unwrap();
     let (gateway, _admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
     let c = client();
-    let echo: Value = c
-        .get(format!("{gateway}/x"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{gateway}/x")).await;
     assert_eq!(echo["upstream"], "a");
 
     std::fs::write(
@@ -166,14 +159,7 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     signal(&child, libc::SIGHUP);
     let mut switched = false;
     for _ in 0..100 {
-        let echo: Value = c
-            .get(format!("{gateway}/x"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo: Value = get_json(&c, format!("{gateway}/x")).await;
         if echo["upstream"] == "b" {
             switched = true;
             break;

@@ -75,14 +75,7 @@ async fn attacks_are_blocked_by_default_and_logged() {
     assert_eq!(log[0]["findings"][0]["class"], "sqli");
     assert_eq!(log[0]["findings"][0]["location"], "query.id");
     assert_eq!(log[1]["findings"][0]["class"], "xss");
-    let metrics = c
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&c, &gw).await;
     assert!(
         metrics.contains("portcullis_inspection_findings_total{class=\"sqli\",action=\"block\"}"),
         "{metrics}"

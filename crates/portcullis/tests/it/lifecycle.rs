@@ -19,14 +19,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
     .concat();
     let gw = TestGateway::start("", &format!("{ups}{}", route_block("r", "/", "a", ""))).await;
     let c = client();
-    let echo: Value = c
-        .get(format!("{}/x", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
     assert_eq!(echo["upstream"], "a");
 
     gw.rewrite("", &format!("{ups}{}", route_block("r", "/", "b", "")));
@@ -36,14 +29,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let echo: Value = c
-        .get(format!("{}/x", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
     assert_eq!(echo["upstream"], "b");
 
     // Invalid: every error comes back with its path; the old config keeps serving.
@@ -67,14 +53,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
     assert_eq!(details.len(), 2, "{details:?}");
     assert_eq!(details[0]["path"], "route[0].upstream");
     assert_eq!(details[1]["path"], "route[1].auth");
-    let echo: Value = c
-        .get(format!("{}/x", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
     assert_eq!(echo["upstream"], "b");
 
     // Listener addresses cannot move on reload.
@@ -92,14 +71,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    let metrics = c
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&c, &gw).await;
     assert!(
         metrics.contains("portcullis_config_reloads_total{result=\"ok\"} 1"),
         "{metrics}"

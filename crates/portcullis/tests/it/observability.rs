@@ -104,14 +104,7 @@ async fn metrics_count_requests_latency_errors_and_connections() {
         .await
         .unwrap();
     assert_eq!(ready.status(), 200);
-    let text = admin
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&admin, &gw).await;
     for want in [
         "portcullis_requests_total{route=\"r\",status=\"200\",decision=\"allow\"} 3",
         "portcullis_requests_total{route=\"\",status=\"405\",decision=\"reject\"} 1",

@@ -26,25 +26,11 @@ async fn routes_pick_the_most_specific_match_and_404_in_json() {
     let gw = TestGateway::start("", &config).await;
     let c = client();
 
-    let echo: Value = c
-        .get(format!("{}/orders/7?x=1", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{}/orders/7?x=1", gw.http)).await;
     assert_eq!(echo["upstream"], "b");
     assert_eq!(echo["path"], "/orders/7?x=1");
 
-    let echo: Value = c
-        .get(format!("{}/orders/7/items", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo: Value = get_json(&c, format!("{}/orders/7/items", gw.http)).await;
     assert_eq!(echo["upstream"], "a", "prefix route");
 
     let echo: Value = c
@@ -114,14 +100,7 @@ async fn round_robin_over_targets_with_pooled_connections() {
     let c = client();
     let mut seen = Vec::new();
     for _ in 0..20 {
-        let echo: Value = c
-            .get(format!("{}/x", gw.http))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
         seen.push(echo["upstream"].as_str().unwrap().to_owned());
     }
     assert_eq!(seen.iter().filter(|s| *s == "a").count(), 10, "{seen:?}");
@@ -155,14 +134,7 @@ async fn failed_target_is_taken_out_and_requests_still_succeed() {
         assert_eq!(response.status(), 200);
     }
     // The dead target was tried once, then left out of rotation.
-    let metrics = c
-        .get(format!("{}/metrics", gw.admin))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&c, &gw).await;
     assert!(
         metrics.contains("portcullis_upstream_errors_total{upstream=\"u\",kind=\"connect\"} 1"),
         "{metrics}"

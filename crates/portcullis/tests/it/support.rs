@@ -378,6 +378,23 @@ pub fn route_block(name: &str, path: &str, upstream: &str, extra: &str) -> Strin
     format!("[[route]]\nname = \"{name}\"\n{key} = \"{path}\"\nupstream = \"{upstream}\"\nauth = [\"none\"]\n{extra}\n")
 }
 
+/// GETs a URL and parses the JSON answer (the echo upstream's, usually).
+pub async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// The gateway's Prometheus text.
+pub async fn metrics(client: &reqwest::Client, gw: &TestGateway) -> String {
+    client
+        .get(format!("{}/metrics", gw.admin))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
