@@ -5,9 +5,12 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{Arc, Mutex};
 
+/// In-flight counts of the keys hashed to one shard.
+type Shard = Mutex<HashMap<Box<str>, u32>>;
+
 #[derive(Debug)]
 struct Inner {
-    shards: Box<[Mutex<HashMap<Box<str>, u32>>]>,
+    shards: Box<[Shard]>,
     hasher: RandomState,
 }
 
