@@ -21,7 +21,7 @@ impl Errors {
         Self(initial)
     }
 
-    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.0.push(ConfigError {
             path: path.into(),
             message: message.into(),
@@ -50,7 +50,9 @@ pub(crate) fn compile(file: &wire::ConfigFile, base: &Path, errors: &mut Errors)
         .and_then(|s| compile_store(s, base, errors));
     let upstreams = compile_upstreams(&file.upstream, base, errors);
     let routes = compile_routes_with(&file.route, &upstreams, file.store.is_some(), errors);
+    let limits = crate::limits::compile_limits(&file.limits, errors);
     Some(Config {
+        limits,
         gateway: gateway?,
         admin: admin?,
         log,
@@ -627,6 +629,14 @@ fn compile_routes_with(
                 "\"api_key\" needs a [store] (url and pepper) to look keys up in",
             );
         }
+        let rate_limits = crate::limits::compile_route_limits(
+            section.limit.as_ref(),
+            section.quota.as_ref(),
+            section.concurrency.as_ref(),
+            index,
+            auth.contains(&AuthMethod::None),
+            errors,
+        );
         let inspect = section
             .inspect
             .as_ref()
@@ -648,6 +658,7 @@ fn compile_routes_with(
                     inspect,
                     scopes,
                     api_key_query,
+                    rate_limits,
                 },
             ));
         }
@@ -795,7 +806,7 @@ fn compile_admission(
     Admission { allow, deny, mode }
 }
 
-fn parse_mode(text: Option<&str>, path: &str, errors: &mut Errors) -> FilterMode {
+pub(crate) fn parse_mode(text: Option<&str>, path: &str, errors: &mut Errors) -> FilterMode {
     match text {
         None | Some("block") => FilterMode::Block,
         Some("monitor") => FilterMode::Monitor,
@@ -992,7 +1003,7 @@ fn size(value: &Option<SizeValue>, default: u64, path: &str, errors: &mut Errors
     }
 }
 
-fn duration(
+pub(crate) fn duration(
     value: &Option<String>,
     default: Duration,
     path: &str,

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod compile;
+pub mod limits;
 pub mod secret;
 pub mod units;
 pub mod wire;
@@ -24,6 +25,10 @@ use std::time::Duration;
 
 pub use http::Method;
 pub use ipnet::IpNet;
+pub use limits::{
+    ConcurrencyRule, FallbackMode, LimitBackend, LimitKey, LimitRule, Limits, Quota, QuotaPeriod,
+    QuotaRule, Rate, RateLimits,
+};
 pub use secret::Secret;
 
 /// One problem in a config file, with the path of the value it is about.
@@ -76,6 +81,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Routes, in file order.
     pub routes: Vec<Route>,
+    /// The rate-limit backend and listener-wide limits.
+    pub limits: Limits,
 }
 
 /// `[gateway]`, compiled.
@@ -325,6 +332,8 @@ pub struct Route {
     /// Query parameter that may carry the API key, when the route opts in. The parameter is
     /// removed before the request is forwarded, and queries are never logged.
     pub api_key_query: Option<String>,
+    /// Rate limits, quotas and the in-flight limit.
+    pub rate_limits: RateLimits,
 }
 
 impl Config {

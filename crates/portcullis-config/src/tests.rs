@@ -194,3 +194,66 @@ fn hosts_and_prefixes() {
     let errors = errors_of(&MINIMAL.replace("methods", "host = \"a:80\"\nmethods"));
     assert!(errors[0].starts_with("route[0].host:"), "{errors:?}");
 }
+
+#[test]
+fn limits_compile_with_defaults_names_and_overrides() {
+    let text = format!(
+        "{MINIMAL}limit = [{{ rate = \"10/s\", burst = 20 }}, {{ rate = \"1000/hour\", by = \"header:x-tenant\" }}]\nquota = {{ requests = 100000, per = \"month\", by = \"route\", mode = \"monitor\" }}\nconcurrency = {{ max = 8 }}\n[limits]\nbackend = \"redis://127.0.0.1:6379/2\"\non_backend_error = \"deny\"\ntimeout = \"20ms\"\nglobal = {{ rate = \"5000/s\" }}\nmax_connections_per_ip = 64\n"
+    );
+    let config = Config::from_toml(&text, Path::new(".")).unwrap();
+    let limits = &config.routes[0].rate_limits;
+    assert_eq!(limits.limits[0].name, "ip-1s");
+    assert_eq!(
+        limits.limits[0].by,
+        LimitKey::Ip,
+        "public routes default to ip"
+    );
+    assert_eq!(limits.limits[0].burst, 20);
+    assert_eq!(limits.limits[1].name, "header-1h");
+    assert_eq!(
+        limits.limits[1].burst, 1000,
+        "burst defaults to the rate's count"
+    );
+    assert_eq!(
+        limits.limits[1].by,
+        LimitKey::Header(http::HeaderName::from_static("x-tenant"))
+    );
+    assert_eq!(limits.quotas[0].name, "route-month");
+    assert_eq!(limits.quotas[0].mode, FilterMode::Monitor);
+    assert_eq!(limits.concurrency.as_ref().unwrap().max, 8);
+    assert_eq!(limits.concurrency.as_ref().unwrap().by, LimitKey::Route);
+    assert!(matches!(config.limits.backend, LimitBackend::Redis(_)));
+    assert_eq!(config.limits.on_backend_error, FallbackMode::Deny);
+    assert_eq!(config.limits.timeout, std::time::Duration::from_millis(20));
+    assert_eq!(config.limits.global.unwrap().1, 5000);
+    assert_eq!(config.limits.max_connections_per_ip, Some(64));
+    // The backend URL may carry a password: it never prints.
+    assert!(!format!("{:?}", config.limits).contains("6379"));
+}
+
+#[test]
+fn bad_limits_are_reported_with_their_paths() {
+    let text = format!(
+        "{MINIMAL}limit = [{{ rate = \"10/week\", colour = 1 }}, {{ rate = \"5/s\", burst = 0, by = \"identity\" }}]\nquota = {{ requests = 0, per = \"year\" }}\nconcurrency = {{ by = \"everyone\" }}\n[limits]\nbackend = \"memcached://x\"\non_backend_error = \"panic\"\ntimeout = \"10s\"\nmax_connections_per_ip = 0\n"
+    );
+    let errors = errors_of(&text).join("\n");
+    for expected in [
+        "route[0].limit[0].rate: unknown rate unit \"week\"",
+        "route[0].limit[0].colour: unknown key",
+        "route[0].limit[1].burst: must be between 1 and 1000000000",
+        "route[0].limit[1].by: \"identity\" needs an authenticated caller",
+        "route[0].quota.requests: must be at least 1",
+        "route[0].quota.per: unknown quota period \"year\"",
+        "route[0].concurrency.by: \"everyone\" is not a bucket key",
+        "route[0].concurrency.max: missing",
+        "limits.backend: use \"local\" or a \"redis://host:port[/db]\" URL",
+        "limits.on_backend_error: \"panic\" is not a fallback",
+        "limits.timeout: at most 5s",
+        "limits.max_connections_per_ip: must be between 1",
+    ] {
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
+    }
+}

@@ -23,6 +23,9 @@ pub struct ConfigFile {
     pub log: LogSection,
     /// `[store]`: keys, identities, audit log.
     pub store: Option<StoreSection>,
+    /// `[limits]`: the rate-limit backend and listener-wide limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `[[upstream]]`: named groups of targets.
     #[serde(default)]
     pub upstream: Vec<UpstreamSection>,
@@ -159,6 +162,99 @@ pub struct RouteSection {
     pub scopes: Option<Vec<String>>,
     /// Name of a query parameter that may carry the API key (opt-in; off when absent).
     pub api_key_query: Option<String>,
+    /// Rate limits: one table or an array of tables.
+    pub limit: Option<OneOrMany<LimitSection>>,
+    /// Quotas: one table or an array of tables.
+    pub quota: Option<OneOrMany<QuotaSection>>,
+    /// In-flight request limit.
+    pub concurrency: Option<ConcurrencySection>,
+}
+
+/// A TOML value that may be one table or an array of them (`limit = { ... }` or
+/// `limit = [{ ... }, { ... }]`). Deserialized through the same deserializer, so unknown keys
+/// inside are still reported with their paths (an untagged enum would buffer them away).
+#[derive(Debug)]
+pub struct OneOrMany<T>(pub Vec<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = OneOrMany<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|one| OneOrMany(vec![one]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::<T>::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(OneOrMany)
+            }
+        }
+        deserializer.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+/// `route.limit`: a GCRA rate limit.
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitSection {
+    /// `"100/s"`, `"1000/h"`.
+    pub rate: Option<String>,
+    /// Requests that may arrive at once (default: the rate's count).
+    pub burst: Option<i64>,
+    /// `"identity"`, `"key"`, `"ip"`, `"route"` or `"header:NAME"`.
+    pub by: Option<String>,
+    /// `"block"` (default), `"monitor"` or `"off"`.
+    pub mode: Option<String>,
+}
+
+/// `route.quota`: requests per calendar day or month.
+#[derive(Debug, Default, Deserialize)]
+pub struct QuotaSection {
+    /// Requests per period.
+    pub requests: Option<i64>,
+    /// `"day"` or `"month"` (UTC).
+    pub per: Option<String>,
+    /// As for limits.
+    pub by: Option<String>,
+    /// `"block"` (default), `"monitor"` or `"off"`.
+    pub mode: Option<String>,
+}
+
+/// `route.concurrency`: requests in flight at once.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConcurrencySection {
+    /// Most requests in flight per bucket.
+    pub max: Option<i64>,
+    /// As for limits (default `"route"`).
+    pub by: Option<String>,
+    /// `"block"` (default), `"monitor"` or `"off"`.
+    pub mode: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LimitsSection {
+    /// `"local"` (default) or `"redis://host:port[/db]"` (a secret reference is accepted).
+    pub backend: Option<String>,
+    /// `"local"` (default), `"allow"` or `"deny"`.
+    pub on_backend_error: Option<String>,
+    /// Longest wait for the shared backend per decision.
+    pub timeout: Option<String>,
+    /// Most in-process buckets kept at once.
+    pub max_buckets: Option<i64>,
+    /// A limit on all requests of each listener.
+    pub global: Option<LimitSection>,
+    /// Most open connections from one client address per listener set.
+    pub max_connections_per_ip: Option<i64>,
 }
 
 /// `route.inspect`.

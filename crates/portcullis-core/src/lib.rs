@@ -9,11 +9,13 @@
 #![forbid(unsafe_code)]
 
 pub mod pipeline;
+pub mod ratelimit;
 pub mod rejection;
 pub mod router;
 
 pub use pipeline::{
     Chain, CredentialLookup, Decision, Filter, NoCredentials, Phase, Principal, RequestCtx, Verdict,
 };
+pub use ratelimit::{LimitCtx, LimitOutcome, LimitState};
 pub use rejection::Rejection;
 pub use router::{PathParams, RouteMatch, Router};

@@ -22,7 +22,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use portcullis_config::{Admission, AuthMethod, FilterMode, LargeBody, Route};
 use portcullis_inspect::{Engine, Finding};
 
+use crate::ratelimit::{LimitCtx, LimitState, RateLimitFilter};
 use crate::{PathParams, Rejection};
+use portcullis_config::{Quota, Rate};
 
 /// The phases of the request path, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -117,6 +119,8 @@ pub struct RequestCtx {
     pub findings: Vec<Finding>,
     /// Who is calling, once authenticated.
     pub principal: Option<Arc<Principal>>,
+    /// What the rate-limit phase decided, its headers and in-flight slots.
+    pub limits: LimitCtx,
 }
 
 /// An authenticated caller.
@@ -130,6 +134,10 @@ pub struct Principal {
     pub scopes: Box<[Arc<str>]>,
     /// Roles the credential carries.
     pub roles: Box<[Arc<str>]>,
+    /// The key's (else its identity's) rate, replacing the route's identity and key limits.
+    pub rate_override: Option<Rate>,
+    /// The key's (else its identity's) quota, replacing the route's identity and key quotas.
+    pub quota_override: Option<Quota>,
 }
 
 /// Looks credentials up. Implemented by the gateway's in-memory key index; never a database
@@ -163,6 +171,7 @@ impl RequestCtx {
             monitored: Vec::new(),
             findings: Vec::new(),
             principal: None,
+            limits: LimitCtx::default(),
         }
     }
 
@@ -185,6 +194,8 @@ pub enum Filter {
     ApiKey(ApiKeyFilter),
     /// Required scopes.
     Scopes(ScopesFilter),
+    /// Rate limits, quotas and in-flight limits.
+    RateLimit(RateLimitFilter),
     /// Attack payload inspection.
     Inspect(InspectFilter),
 }
@@ -196,6 +207,7 @@ impl Filter {
             Filter::Admission(_) => Phase::Admission,
             Filter::ApiKey(_) => Phase::Authn,
             Filter::Scopes(_) => Phase::Authz,
+            Filter::RateLimit(_) => Phase::RateLimit,
             Filter::Inspect(_) => Phase::Inspect,
         }
     }
@@ -206,6 +218,7 @@ impl Filter {
             Filter::Admission(_) => "admission",
             Filter::ApiKey(_) => "api_key",
             Filter::Scopes(_) => "scopes",
+            Filter::RateLimit(_) => "rate_limit",
             Filter::Inspect(_) => "inspect",
         }
     }
@@ -217,6 +230,9 @@ impl Filter {
             // Authentication and authorization have no monitor mode: a security decision
             // fails closed.
             Filter::ApiKey(_) | Filter::Scopes(_) => FilterMode::Block,
+            // Each limit has its own mode, applied inside the filter: a monitored limit must
+            // not count the request it lets through.
+            Filter::RateLimit(_) => FilterMode::Block,
             Filter::Inspect(filter) => filter.mode,
         }
     }
@@ -229,6 +245,7 @@ impl Filter {
             Filter::Admission(filter) => filter.check(ctx.client_ip),
             Filter::ApiKey(filter) => filter.check(ctx, head),
             Filter::Scopes(filter) => filter.check(ctx),
+            Filter::RateLimit(filter) => filter.check(ctx, head).await,
             Filter::Inspect(filter) => filter.check(ctx, head, body),
         }
     }
@@ -454,8 +471,12 @@ pub struct Chain {
 
 impl Chain {
     /// Compiles a route's filters and puts them in phase order; credentials are looked up in
-    /// `credentials`.
-    pub fn compile(route: &Route, credentials: &Arc<dyn CredentialLookup>) -> Self {
+    /// `credentials`, limits kept in `limits`.
+    pub fn compile(
+        route: &Route,
+        credentials: &Arc<dyn CredentialLookup>,
+        limits: &Arc<LimitState>,
+    ) -> Self {
         let mut filters = Vec::new();
         if let Some(admission) = &route.admission {
             filters.push(Filter::Admission(AdmissionFilter::new(admission)));
@@ -477,6 +498,9 @@ impl Chain {
                     required: route.scopes.clone().into_boxed_slice(),
                 }));
             }
+        }
+        if let Some(filter) = RateLimitFilter::new(route, limits) {
+            filters.push(Filter::RateLimit(filter));
         }
         if route.inspect.mode != FilterMode::Off {
             filters.push(Filter::Inspect(InspectFilter::new(&route.inspect)));
@@ -542,7 +566,7 @@ mod tests {
         );
         let config = Config::from_toml(&text, Path::new(".")).unwrap();
         let none: Arc<dyn CredentialLookup> = Arc::new(NoCredentials);
-        Chain::compile(&config.routes[0], &none)
+        Chain::compile(&config.routes[0], &none, &LimitState::for_tests())
     }
 
     fn run(chain: &Chain, ip: &str) -> (Verdict, RequestCtx) {

@@ -164,7 +164,16 @@ mod tests {
         );
         assert_eq!("1000/hour".parse::<Rate>().unwrap().period.as_secs(), 3600);
         assert_eq!("5 / min".parse::<Rate>().unwrap().to_string(), "5/m");
-        for bad in ["", "100", "0/s", "-1/s", "10/week", "ten/s", "1/", "99999999999/s"] {
+        for bad in [
+            "",
+            "100",
+            "0/s",
+            "-1/s",
+            "10/week",
+            "ten/s",
+            "1/",
+            "99999999999/s",
+        ] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use portcullis_config::{Config, ConfigError, ConfigErrors};
-use portcullis_core::{Chain, CredentialLookup, NoCredentials, Router};
+use portcullis_config::{LimitBackend, Limits};
+use portcullis_core::{Chain, CredentialLookup, LimitState, NoCredentials, Router};
+use portcullis_limit::{Concurrency, Gcra, Limiter};
 use rustls::ServerConfig;
 
 use crate::access_log::AccessLog;
@@ -41,6 +43,8 @@ pub struct Snapshot {
     /// Per route (and one more for "no route"): its histograms, looked up once per config
     /// rather than once per request.
     pub route_metrics: Vec<RouteMetrics>,
+    /// `limits.global`, compiled.
+    pub global_limit: Option<Gcra>,
 }
 
 /// A route's histograms.
@@ -60,6 +64,7 @@ impl Snapshot {
         access_log: AccessLog,
         metrics: &Metrics,
         credentials: &Arc<dyn CredentialLookup>,
+        limits: &Arc<LimitState>,
     ) -> Result<Snapshot, ConfigErrors> {
         let mut errors: Vec<ConfigError> = Vec::new();
         let tls = match &config.gateway.tls {
@@ -112,8 +117,12 @@ impl Snapshot {
             chains: config
                 .routes
                 .iter()
-                .map(|route| Chain::compile(route, credentials))
+                .map(|route| Chain::compile(route, credentials, limits))
                 .collect(),
+            global_limit: config
+                .limits
+                .global
+                .map(|(rate, burst)| Gcra::new(rate, burst)),
             route_names,
             route_metrics,
             upstreams,
@@ -129,7 +138,13 @@ impl Snapshot {
 /// Checks everything `serve` would check before starting, without starting anything.
 pub fn check(config: Config) -> Result<Snapshot, ConfigErrors> {
     let none: Arc<dyn CredentialLookup> = Arc::new(NoCredentials);
-    Snapshot::build(config, AccessLog::off(), &Metrics::new(), &none)
+    let limits = build_limits(&config.limits).map_err(|message| {
+        ConfigErrors(vec![ConfigError {
+            path: "limits.backend".into(),
+            message,
+        }])
+    })?;
+    Snapshot::build(config, AccessLog::off(), &Metrics::new(), &none, &limits)
 }
 
 /// Why a reload was refused.
@@ -150,6 +165,10 @@ pub struct Gateway {
     credentials: Arc<dyn CredentialLookup>,
     /// Metrics; they outlive reloads.
     pub metrics: Arc<Metrics>,
+    /// Rate-limit buckets, quota counters and in-flight counts; they outlive reloads.
+    pub limits: Arc<LimitState>,
+    /// Open connections per client address, for `limits.max_connections_per_ip`.
+    pub connections_by_ip: Concurrency,
     config_path: Option<PathBuf>,
     reload_lock: Mutex<()>,
     draining: AtomicBool,
@@ -178,10 +197,20 @@ impl Gateway {
         config_path: Option<PathBuf>,
         credentials: Arc<dyn CredentialLookup>,
     ) -> Result<Arc<Gateway>, ConfigErrors> {
-        let metrics = Arc::new(Metrics::new());
+        let limits = build_limits(&config.limits).map_err(|message| {
+            ConfigErrors(vec![ConfigError {
+                path: "limits.backend".into(),
+                message,
+            }])
+        })?;
+        let mut metrics = Metrics::new();
+        register_limiter(&mut metrics, &limits);
+        let metrics = Arc::new(metrics);
         let access_log = start_access_log(&config, &metrics)?;
-        let snapshot = Snapshot::build(config, access_log, &metrics, &credentials)?;
+        let snapshot = Snapshot::build(config, access_log, &metrics, &credentials, &limits)?;
         Ok(Arc::new(Gateway {
+            limits,
+            connections_by_ip: Concurrency::new(),
             snapshot: ArcSwap::from_pointee(snapshot),
             invalid_keys: Mutex::new(InvalidKeyTally::default()),
             credentials,
@@ -297,6 +326,22 @@ impl Gateway {
                     .into(),
             });
         }
+        let backend_of = |c: &Config| {
+            (
+                c.limits.backend.clone(),
+                c.limits.on_backend_error,
+                c.limits.timeout,
+                c.limits.max_buckets,
+            )
+        };
+        if backend_of(&config) != backend_of(old) {
+            errors.push(ConfigError {
+                path: "limits".into(),
+                message: "the limit backend (backend, on_backend_error, timeout, max_buckets) \
+                          cannot change on reload; restart the gateway"
+                    .into(),
+            });
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -306,7 +351,13 @@ impl Gateway {
             start_access_log(&config, &self.metrics)?
         };
         let summary = config.summary();
-        let snapshot = Snapshot::build(config, access_log, &self.metrics, &self.credentials)?;
+        let snapshot = Snapshot::build(
+            config,
+            access_log,
+            &self.metrics,
+            &self.credentials,
+            &self.limits,
+        )?;
         self.snapshot.store(Arc::new(snapshot));
         Ok(summary)
     }
@@ -363,6 +414,37 @@ fn restart_needed(path: &str) -> ConfigError {
         message: "listen addresses cannot change on reload; restart the gateway to move them"
             .into(),
     }
+}
+
+/// The limiter `[limits]` asks for. Nothing connects here: a Redis backend connects on first
+/// use, and a Redis that is down at start is a fallback like any other failure.
+pub fn build_limits(limits: &Limits) -> Result<Arc<LimitState>, String> {
+    let clock: Arc<dyn portcullis_limit::Clock> = Arc::new(portcullis_limit::SystemClock::new());
+    let limiter = match &limits.backend {
+        LimitBackend::Local => Limiter::local(limits.max_buckets, clock),
+        LimitBackend::Redis(url) => {
+            let mut redis = portcullis_limit::RedisConfig::new(url.expose().clone());
+            redis.timeout = limits.timeout;
+            redis.fallback = limits.on_backend_error;
+            Limiter::redis(redis, limits.max_buckets, clock).map_err(|err| err.to_string())?
+        }
+    };
+    Ok(Arc::new(LimitState::new(limiter)))
+}
+
+fn register_limiter(metrics: &mut Metrics, limits: &Arc<LimitState>) {
+    let errors = Arc::clone(limits);
+    metrics.registry.register(
+        "rate_limit_backend_errors",
+        "Rate-limit backend (Redis) calls that failed or timed out",
+        crate::metrics::ReadMetric::counter(move || errors.limiter.backend_errors()),
+    );
+    let fallback = Arc::clone(limits);
+    metrics.registry.register(
+        "rate_limit_fallback",
+        "1 while the rate limiter runs on its on_backend_error fallback",
+        crate::metrics::ReadMetric::gauge(move || u64::from(fallback.limiter.in_fallback())),
+    );
 }
 
 fn start_access_log(config: &Config, metrics: &Metrics) -> Result<AccessLog, ConfigErrors> {

@@ -14,7 +14,9 @@ use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
 use hyper::body::Incoming;
 use portcullis_config::LargeBody;
-use portcullis_core::{Decision, Rejection, RequestCtx, RouteMatch, Verdict};
+use portcullis_core::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
+use portcullis_core::{Decision, LimitOutcome, Rejection, RequestCtx, RouteMatch, Verdict};
+use portcullis_limit::Permit;
 
 use crate::access_log::AccessRecord;
 use crate::body::{
@@ -37,6 +39,11 @@ pub struct ConnInfo {
     /// HTTP/1: whether the request head being handled carried `Content-Length` (which the
     /// HTTP parser drops when `Transfer-Encoding` is present too).
     pub content_length_in_head: Arc<std::sync::atomic::AtomicBool>,
+    /// The listener's address (global limits are per listener).
+    pub local: Arc<str>,
+    /// The peer has more connections open than `limits.max_connections_per_ip`: every
+    /// request on this connection is answered 429 and the connection closed.
+    pub over_connection_cap: bool,
 }
 
 impl ConnInfo {
@@ -47,7 +54,17 @@ impl ConnInfo {
             tls,
             forwarding: Arc::new(headers::Forwarding::new(peer.ip(), tls)),
             content_length_in_head: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            local: Arc::from(""),
+            over_connection_cap: false,
         }
+    }
+
+    /// The listener the connection arrived on.
+    pub fn with_local(mut self, local: Option<SocketAddr>) -> Self {
+        if let Some(local) = local {
+            self.local = Arc::from(local.to_string());
+        }
+        self
     }
 }
 
@@ -72,14 +89,29 @@ struct LogOnEnd {
     received: Option<Arc<AtomicU64>>,
 }
 
-impl OnResponseEnd for LogOnEnd {
+/// What happens when a response is done: the log line is written and the request's
+/// in-flight slots are given back (also when the client goes away before the end).
+struct OnEnd {
+    log: Option<LogOnEnd>,
+    _permits: Vec<Permit>,
+}
+
+impl OnResponseEnd for OnEnd {
     fn finish(self: Box<Self>, bytes_out: u64) {
+        if let Some(log) = self.log {
+            log.finish(bytes_out);
+        }
+    }
+}
+
+impl LogOnEnd {
+    fn finish(self, bytes_out: u64) {
         let LogOnEnd {
             snapshot,
             mut record,
             start,
             received,
-        } = *self;
+        } = self;
         record.bytes_out = bytes_out;
         record.bytes_in = received.map_or(0, |r| r.load(Ordering::Relaxed));
         record.total_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
@@ -192,28 +224,36 @@ impl Gateway {
                     .inc();
             }
         }
-        let on_end = snapshot.access_log.enabled().then(|| {
-            Box::new(LogOnEnd {
-                record: AccessRecord {
-                    time,
-                    request_id: ctx.request_id.clone(),
-                    client_ip: ctx.client_ip,
-                    method: head.method.clone(),
-                    path: head.uri.path().to_owned(),
-                    route: outcome.route.map(|r| Arc::clone(&snapshot.route_names[r])),
-                    status: outcome.status.as_u16(),
-                    bytes_in: 0,
-                    bytes_out: 0,
-                    upstream_us: outcome.upstream_us,
-                    total_us: 0,
-                    decision: outcome.decision.as_str(),
-                    code: outcome.code,
-                    monitored: ctx.monitored.iter().map(|m| m.filter).collect(),
-                    findings: std::mem::take(&mut ctx.findings),
-                },
-                snapshot: Arc::clone(&snapshot),
-                start,
-                received,
+        if let Some(outcome) = ctx.limits.outcome {
+            self.count_limit(&snapshot, &ctx, outcome);
+        }
+        let log = snapshot.access_log.enabled().then(|| LogOnEnd {
+            record: AccessRecord {
+                time,
+                request_id: ctx.request_id.clone(),
+                client_ip: ctx.client_ip,
+                method: head.method.clone(),
+                path: head.uri.path().to_owned(),
+                route: outcome.route.map(|r| Arc::clone(&snapshot.route_names[r])),
+                status: outcome.status.as_u16(),
+                bytes_in: 0,
+                bytes_out: 0,
+                upstream_us: outcome.upstream_us,
+                total_us: 0,
+                decision: outcome.decision.as_str(),
+                code: outcome.code,
+                monitored: ctx.monitored.iter().map(|m| m.filter).collect(),
+                findings: std::mem::take(&mut ctx.findings),
+            },
+            snapshot: Arc::clone(&snapshot),
+            start,
+            received,
+        });
+        let permits = std::mem::take(&mut ctx.limits.permits);
+        let on_end = (log.is_some() || !permits.is_empty()).then(|| {
+            Box::new(OnEnd {
+                log,
+                _permits: permits,
             }) as Box<dyn OnResponseEnd>
         });
         match response {
@@ -234,6 +274,32 @@ impl Gateway {
         received: Option<&Arc<AtomicU64>>,
     ) -> Result<(usize, Bytes), Rejection> {
         let gateway = &snapshot.config.gateway;
+        if conn.over_connection_cap {
+            return Err(Rejection::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_connections",
+                "too many connections from this address; close some and retry",
+            )
+            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
+            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
+        }
+        if let Some(global) = &snapshot.global_limit {
+            let key = format!("global|{}", conn.local);
+            let decision = self.limits.limiter.take(&key, global).await;
+            if !decision.outcome.allowed {
+                let wait = decision.outcome.retry_after.as_secs()
+                    + u64::from(decision.outcome.retry_after.subsec_nanos() > 0);
+                return Err(Rejection::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "the gateway is receiving too many requests; retry after {} s",
+                        wait.max(1)
+                    ),
+                )
+                .with_header(header::RETRY_AFTER, HeaderValue::from(wait.max(1))));
+            }
+        }
         if head.headers.contains_key(header::TRANSFER_ENCODING)
             && conn.content_length_in_head.load(Ordering::Relaxed)
         {
@@ -471,6 +537,18 @@ impl Gateway {
             .inc();
     }
 
+    fn count_limit(&self, snapshot: &Snapshot, ctx: &RequestCtx, outcome: LimitOutcome) {
+        let Some(route) = ctx.route else { return };
+        self.metrics
+            .rate_limit_decisions
+            .get_or_create(&crate::metrics::LimitLabels {
+                route: Name(Arc::clone(&snapshot.route_names[route])),
+                outcome: outcome.as_str(),
+                backend: ctx.limits.served.map_or("local", |s| s.as_str()),
+            })
+            .inc();
+    }
+
     fn count(&self, snapshot: &Snapshot, outcome: &Outcome, start: Instant) {
         let index = outcome.route.unwrap_or(snapshot.route_names.len());
         snapshot.route_metrics[index]
@@ -521,6 +599,10 @@ fn security_headers(
     }
     if let Some(id) = id {
         headers.insert(X_REQUEST_ID.clone(), id);
+    }
+    if let Some((policy, state)) = &ctx.limits.headers {
+        headers.insert(RATELIMIT_POLICY.clone(), policy.clone());
+        headers.insert(RATELIMIT.clone(), state.clone());
     }
 }
 

@@ -55,9 +55,16 @@ impl Interner {
     }
 }
 
+/// What a key inherits from its identity.
+struct IdentityPart {
+    roles: Vec<String>,
+    rate: Option<portcullis_limit::Rate>,
+    quota: Option<portcullis_limit::Quota>,
+}
+
 fn entry(
     record: &KeyRecord,
-    identity_roles: &HashMap<String, Vec<String>>,
+    identity_roles: &HashMap<String, IdentityPart>,
     usage: Arc<Usage>,
     strings: &mut Interner,
 ) -> Entry {
@@ -78,7 +85,7 @@ fn entry(
                 for role in identity_roles
                     .get(&record.identity_id)
                     .into_iter()
-                    .flatten()
+                    .flat_map(|part| &part.roles)
                 {
                     if !roles.iter().any(|r| r.as_ref() == role) {
                         roles.push(strings.get(role));
@@ -86,6 +93,22 @@ fn entry(
                 }
                 roles.into_boxed_slice()
             },
+            // The key's own override wins over its identity's. The store refuses malformed
+            // overrides; one that does not parse is ignored.
+            rate_override: record
+                .rate_limit_override
+                .as_deref()
+                .and_then(|r| r.parse().ok())
+                .or_else(|| identity_roles.get(&record.identity_id).and_then(|p| p.rate)),
+            quota_override: record
+                .quota_override
+                .as_deref()
+                .and_then(|q| q.parse().ok())
+                .or_else(|| {
+                    identity_roles
+                        .get(&record.identity_id)
+                        .and_then(|p| p.quota)
+                }),
         }),
         valid_until_ms,
         usage,
@@ -106,14 +129,31 @@ impl KeyIndex {
 
     /// Rebuilds the index from the store; returns the number of usable keys.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
-        // Identity roles apply to every key of the identity (identities are few).
-        let mut identity_roles: HashMap<String, Vec<String>> = HashMap::new();
+        // Identity roles and overrides apply to every key of the identity (identities are
+        // few).
+        let mut identity_roles: HashMap<String, IdentityPart> = HashMap::new();
         let mut page = Page::first(1000);
         loop {
             let identities = store.list_identities(&page).await?;
             for identity in identities.items {
-                if !identity.roles.is_empty() {
-                    identity_roles.insert(identity.id, identity.roles);
+                if !identity.roles.is_empty()
+                    || identity.rate_limit_override.is_some()
+                    || identity.quota_override.is_some()
+                {
+                    identity_roles.insert(
+                        identity.id,
+                        IdentityPart {
+                            roles: identity.roles,
+                            rate: identity
+                                .rate_limit_override
+                                .as_deref()
+                                .and_then(|r| r.parse().ok()),
+                            quota: identity
+                                .quota_override
+                                .as_deref()
+                                .and_then(|q| q.parse().ok()),
+                        },
+                    );
                 }
             }
             match identities.next_cursor {

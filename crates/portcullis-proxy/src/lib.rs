@@ -11,6 +11,7 @@ pub mod handler;
 pub mod headers;
 pub mod keys;
 pub mod metrics;
+pub mod quotas;
 pub mod server;
 pub mod tls;
 pub mod upstream;

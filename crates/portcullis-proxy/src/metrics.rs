@@ -39,6 +39,63 @@ pub struct RequestLabels {
     pub decision: &'static str,
 }
 
+/// Labels of a rate-limit decision.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// Route name.
+    pub route: Name,
+    /// `allowed`, `monitored`, `limited` or `unavailable`.
+    pub outcome: &'static str,
+    /// Who decided: `local`, `redis`, `fallback_local`, `fallback_allow`, `fallback_deny`.
+    pub backend: &'static str,
+}
+
+/// A metric read from elsewhere when `/metrics` is scraped (the limiter's own counters).
+pub struct ReadMetric {
+    kind: MetricType,
+    read: Box<dyn Fn() -> u64 + Send + Sync>,
+}
+
+impl std::fmt::Debug for ReadMetric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadMetric")
+            .field("value", &(self.read)())
+            .finish()
+    }
+}
+
+impl ReadMetric {
+    /// A counter whose value `read` returns.
+    pub fn counter(read: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self {
+            kind: MetricType::Counter,
+            read: Box::new(read),
+        }
+    }
+
+    /// A gauge whose value `read` returns.
+    pub fn gauge(read: impl Fn() -> u64 + Send + Sync + 'static) -> Self {
+        Self {
+            kind: MetricType::Gauge,
+            read: Box::new(read),
+        }
+    }
+}
+
+impl EncodeMetric for ReadMetric {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let value = (self.read)();
+        match self.kind {
+            MetricType::Counter => encoder.encode_counter::<NoLabelSet, _, u64>(&value, None),
+            _ => encoder.encode_gauge(&i64::try_from(value).unwrap_or(i64::MAX)),
+        }
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.kind
+    }
+}
+
 /// Labels of a per-route histogram.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -113,6 +170,10 @@ pub struct Metrics {
     pub access_log_dropped: Counter,
     /// Connections closed for sending no complete request head in time.
     pub header_timeouts: Counter,
+    /// Rate-limit decisions by route, outcome and backend.
+    pub rate_limit_decisions: Family<LimitLabels, Counter>,
+    /// Connections answered 429 for passing `limits.max_connections_per_ip`.
+    pub connections_refused: Counter,
 }
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -244,8 +305,22 @@ impl Metrics {
             "Connections closed for not sending a complete request head in time",
             header_timeouts.clone(),
         );
+        let rate_limit_decisions = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limit_decisions",
+            "Rate-limit decisions by route, outcome and backend",
+            rate_limit_decisions.clone(),
+        );
+        let connections_refused = Counter::default();
+        registry.register(
+            "connections_over_ip_cap",
+            "Connections answered 429 for passing limits.max_connections_per_ip",
+            connections_refused.clone(),
+        );
         Self {
             registry,
+            rate_limit_decisions,
+            connections_refused,
             requests,
             request_duration,
             upstream_duration,

@@ -253,7 +253,20 @@ async fn serve_connection(
     let _gauge = ConnectionGauge(gauge);
     let snapshot = gateway.snapshot();
     let header_timeout = snapshot.config.gateway.request_header_timeout;
-    let info = ConnInfo::new(peer, tls);
+    let mut info = ConnInfo::new(peer, tls).with_local(stream.local_addr().ok());
+    // Held for the connection's life. A trusted proxy carries many clients: it is not capped.
+    let mut _connection_slot = None;
+    if let Some(cap) = snapshot.config.limits.max_connections_per_ip {
+        if !crate::headers::is_trusted_peer(peer.ip(), &snapshot.config.gateway.trusted_proxies) {
+            _connection_slot = gateway
+                .connections_by_ip
+                .try_acquire(&peer.ip().to_string(), cap);
+            if _connection_slot.is_none() {
+                gateway.metrics.connections_refused.inc();
+                info.over_connection_cap = true;
+            }
+        }
+    }
 
     if tls {
         let Some(server_config) = snapshot.tls.clone() else {

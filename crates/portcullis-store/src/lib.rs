@@ -4,7 +4,8 @@
 //! - [`key`]: key format, generation, parsing and peppered hashing. No I/O.
 //! - [`model`]: identities, keys, audit events and the inputs that create or change them.
 //! - [`Store`]: lifecycle operations, each one transaction that also writes its audit event
-//!   and bumps the change counter; change notification for in-memory key indexes.
+//!   and bumps the change counter; change notification for in-memory key indexes; the quota
+//!   counters gateways share.
 //! - [`Clock`]: injected time, so expiry and rotation grace are testable without sleeping.
 
 #![forbid(unsafe_code)]
@@ -21,7 +22,8 @@ pub use error::{ErrorKind, StoreError};
 pub use key::{ApiKey, KeyFormatError, KeyHash, KeyHasher, ParsedKey, PepperTooShort};
 pub use model::{
     Actor, AuditEvent, AuditFilter, Identity, IdentityUpdate, KeyFilter, KeyRecord, KeyStatus,
-    KeyStatusKind, KeyUpdate, NewIdentity, NewKey, Page, Paged, RotatedKey, UsageRecord,
+    KeyStatusKind, KeyUpdate, NewIdentity, NewKey, Page, Paged, QuotaUsage, RotatedKey,
+    UsageRecord,
 };
 pub use secret::SecretString;
 pub use store::{Backend, Store, MAX_ROTATION_GRACE, NOTIFY_CHANNEL};

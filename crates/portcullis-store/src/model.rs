@@ -42,6 +42,12 @@ pub struct Identity {
     pub metadata: Value,
     /// Roles every key of this identity carries.
     pub roles: Vec<String>,
+    /// Rate limit for this identity (e.g. `"100/s"`), interpreted by the rate limiter; same
+    /// syntax as [`KeyRecord::rate_limit_override`].
+    pub rate_limit_override: Option<String>,
+    /// Quota for this identity (e.g. `"50000/month"`), interpreted by the rate limiter; same
+    /// syntax as [`KeyRecord::quota_override`].
+    pub quota_override: Option<String>,
     /// When it was created.
     pub created_at: Timestamp,
     /// When it was last changed.
@@ -60,20 +66,29 @@ pub struct NewIdentity {
     /// Roles.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Rate limit for this identity (`"100/s"`); none when absent.
+    #[serde(default)]
+    pub rate_limit_override: Option<String>,
+    /// Quota for this identity (`"1000/day"`); none when absent.
+    #[serde(default)]
+    pub quota_override: Option<String>,
 }
 
 impl NewIdentity {
-    /// An identity with this name, no metadata and no roles.
+    /// An identity with this name, no metadata, no roles and no overrides.
     pub fn named(name: impl Into<String>) -> NewIdentity {
         NewIdentity {
             name: name.into(),
             metadata: empty_object(),
             roles: Vec::new(),
+            rate_limit_override: None,
+            quota_override: None,
         }
     }
 }
 
-/// Changes to an identity; `None` leaves a field as it is.
+/// Changes to an identity; `None` leaves a field as it is, `Some(None)` clears an optional
+/// one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IdentityUpdate {
@@ -86,6 +101,12 @@ pub struct IdentityUpdate {
     /// Replacement roles.
     #[serde(default)]
     pub roles: Option<Vec<String>>,
+    /// New rate-limit override (`Some(None)`: none).
+    #[serde(default, with = "double_option")]
+    pub rate_limit_override: Option<Option<String>>,
+    /// New quota override (`Some(None)`: none).
+    #[serde(default, with = "double_option")]
+    pub quota_override: Option<Option<String>>,
 }
 
 /// Where a key is in its life, computed from its times against a `now`.
@@ -477,6 +498,18 @@ pub struct Paged<T> {
     pub next_cursor: Option<String>,
 }
 
+/// Requests counted in one quota bucket and calendar window, summed over every gateway that
+/// writes to the store (see [`Store::add_quota_usage`](crate::Store::add_quota_usage)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QuotaUsage {
+    /// The bucket, as the rate limiter names it.
+    pub bucket: String,
+    /// Start of the window, Unix milliseconds (UTC).
+    pub window_start: i64,
+    /// Requests counted in this window.
+    pub used: u64,
+}
+
 /// Usage of one key, accumulated by the gateway and written in batches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsageRecord {
@@ -577,20 +610,41 @@ pub(crate) fn validate_metadata(field: &str, metadata: &Value) -> Result<String,
     Ok(text)
 }
 
-pub(crate) fn validate_override(field: &str, value: Option<&str>) -> Result<(), StoreError> {
-    match value {
-        Some(v)
-            if v.is_empty()
-                || v.len() > MAX_OVERRIDE_LEN
-                || !v.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
-        {
-            Err(StoreError::invalid(
-                field,
-                format!("must be 1 to {MAX_OVERRIDE_LEN} printable ASCII characters"),
-            ))
-        }
-        _ => Ok(()),
+/// What an override field holds, and so which parser checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OverrideKind {
+    /// A [`portcullis_limit::Rate`]: `100/s`, `1000/h`.
+    Rate,
+    /// A [`portcullis_limit::Quota`]: `1000/day`, `50000/month`.
+    Quota,
+}
+
+/// Refuses an override the rate limiter could not parse, so a bad value is caught when it is
+/// written (400 from the admin API, an error from the CLI), not when a gateway loads it.
+/// Length and character set are checked first: the parsers quote the text in their messages,
+/// which end up in API responses and logs.
+pub(crate) fn validate_override(
+    field: &str,
+    kind: OverrideKind,
+    value: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(text) = value else {
+        return Ok(());
+    };
+    if text.is_empty()
+        || text.len() > MAX_OVERRIDE_LEN
+        || !text.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+    {
+        return Err(StoreError::invalid(
+            field,
+            format!("must be 1 to {MAX_OVERRIDE_LEN} printable ASCII characters"),
+        ));
     }
+    let parsed = match kind {
+        OverrideKind::Rate => text.parse::<portcullis_limit::Rate>().map(|_| ()),
+        OverrideKind::Quota => text.parse::<portcullis_limit::Quota>().map(|_| ()),
+    };
+    parsed.map_err(|err| StoreError::invalid(field, err.to_string()))
 }
 
 pub(crate) fn validate_actor(actor: &Actor) -> Result<(), StoreError> {
@@ -711,5 +765,56 @@ mod tests {
         assert!(validate_name("name", " acme").is_err());
         assert!(validate_name("name", "acme corp").is_ok());
         assert!(validate_metadata("metadata", &serde_json::json!([1])).is_err());
+    }
+
+    #[test]
+    fn overrides_are_parsed_by_the_rate_limiter() {
+        for good in ["100/s", "1000/h", "5 / min", "10/day"] {
+            assert!(
+                validate_override("rate_limit_override", OverrideKind::Rate, Some(good)).is_ok(),
+                "{good}"
+            );
+        }
+        for good in ["1000/day", "50000/month", "1/d"] {
+            assert!(
+                validate_override("quota_override", OverrideKind::Quota, Some(good)).is_ok(),
+                "{good}"
+            );
+        }
+        assert!(validate_override("quota_override", OverrideKind::Quota, None).is_ok());
+        let err = validate_override("rate_limit_override", OverrideKind::Rate, Some("10/week"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid rate_limit_override: unknown rate unit \"week\" (use s, m, h or d)"
+        );
+        // A rate is not a quota: the calendar periods are day and month only.
+        let err =
+            validate_override("quota_override", OverrideKind::Quota, Some("5/s")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Invalid { field, reason }
+                if field == "quota_override" && reason.contains("unknown quota period")),
+            "{err}"
+        );
+        // Length and characters are checked before the parser quotes the text back.
+        let long = format!("{}/s", "1".repeat(80));
+        let err =
+            validate_override("rate_limit_override", OverrideKind::Rate, Some(&long)).unwrap_err();
+        assert!(err.to_string().contains("printable ASCII"), "{err}");
+        let err = validate_override("rate_limit_override", OverrideKind::Rate, Some("1\n/s"))
+            .unwrap_err();
+        assert!(err.to_string().contains("printable ASCII"), "{err}");
+    }
+
+    #[test]
+    fn identity_update_json_clears_overrides_with_null() {
+        let u: IdentityUpdate = serde_json::from_str(r#"{"quota_override": null}"#).unwrap();
+        assert_eq!(u.quota_override, Some(None));
+        assert_eq!(u.rate_limit_override, None);
+        let u: IdentityUpdate =
+            serde_json::from_str(r#"{"rate_limit_override": "100/s"}"#).unwrap();
+        assert_eq!(u.rate_limit_override, Some(Some("100/s".into())));
+        let new: NewIdentity = serde_json::from_str(r#"{"name": "acme"}"#).unwrap();
+        assert_eq!(new, NewIdentity::named("acme"));
     }
 }

@@ -729,6 +729,21 @@ async fn bad_bodies_get_400_naming_the_field() {
             r#"{"identity": "ops", "key": "pc_live_mine"}"#,
             "key",
         ),
+        (
+            "/admin/v1/identities",
+            r#"{"name": "x", "rate_limit_override": "10/week"}"#,
+            "rate_limit_override",
+        ),
+        (
+            "/admin/v1/identities",
+            r#"{"name": "x", "quota_override": 1000}"#,
+            "quota_override",
+        ),
+        (
+            "/admin/v1/keys",
+            r#"{"identity": "ops", "quota_override": "5/s"}"#,
+            "quota_override",
+        ),
     ];
     for (uri, body, field) in cases {
         let reply = h
@@ -1174,12 +1189,132 @@ async fn openapi_schemas_match_what_the_api_returns() {
             "scopes" | "roles" => json!(["a"]),
             "metadata" => json!({}),
             "expires_at" => json!("2999-01-01T00:00:00Z"),
-            _ => json!("5/s"),
+            "rate_limit_override" => json!("5/s"),
+            "quota_override" => json!("1000/day"),
+            other => panic!("NewKey.{other}: add a sample value"),
         };
         body[field] = value;
         let reply = h.call(Method::POST, "/admin/v1/keys", Some(body)).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{field}: {}", reply.text);
     }
+    for (n, field) in declared("NewIdentity").iter().enumerate() {
+        let mut body = json!({"name": format!("schema-{n}")});
+        let value = match field.as_str() {
+            "name" => json!(format!("schema-{n}")),
+            "roles" => json!(["a"]),
+            "metadata" => json!({}),
+            "rate_limit_override" => json!("100/s"),
+            "quota_override" => json!("50000/month"),
+            other => panic!("NewIdentity.{other}: add a sample value"),
+        };
+        body[field] = value;
+        let reply = h
+            .call(Method::POST, "/admin/v1/identities", Some(body))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{field}: {}", reply.text);
+        assert_eq!(keys_of(&reply.body), declared("Identity"));
+    }
+    for field in declared("IdentityUpdate") {
+        let value = match field.as_str() {
+            "name" => json!("ops"),
+            "roles" => json!(["a"]),
+            "metadata" => json!({}),
+            "rate_limit_override" => json!("100/s"),
+            "quota_override" => json!(null),
+            other => panic!("IdentityUpdate.{other}: add a sample value"),
+        };
+        let reply = h
+            .call(
+                Method::PATCH,
+                "/admin/v1/identities/ops",
+                Some(json!({ field.as_str(): value })),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{field}: {}", reply.text);
+    }
+}
+
+#[tokio::test]
+async fn identity_overrides_round_trip() {
+    let h = harness().await;
+    let created = h
+        .call(
+            Method::POST,
+            "/admin/v1/identities",
+            Some(json!({"name": "acme", "rate_limit_override": "100/s", "quota_override": "50000/month"})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(created.body["rate_limit_override"], "100/s");
+    assert_eq!(created.body["quota_override"], "50000/month");
+    let id = created.body["id"].as_str().unwrap().to_owned();
+
+    // Change one, clear the other with null; absent fields are kept.
+    let patched = h
+        .call(
+            Method::PATCH,
+            "/admin/v1/identities/acme",
+            Some(json!({"rate_limit_override": "1000/h", "quota_override": null})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    assert_eq!(patched.body["rate_limit_override"], "1000/h");
+    assert_eq!(patched.body["quota_override"], Value::Null);
+    let shown = h
+        .call(Method::GET, &format!("/admin/v1/identities/{id}"), None)
+        .await;
+    assert_eq!(shown.body, patched.body);
+    let listed = h.call(Method::GET, "/admin/v1/identities", None).await;
+    let item = listed.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(item, patched.body);
+
+    // A value the rate limiter cannot parse: 400 naming the field, with the parser's reason,
+    // and nothing changed.
+    let refused = h
+        .call(
+            Method::PATCH,
+            "/admin/v1/identities/acme",
+            Some(json!({"quota_override": "5/s"})),
+        )
+        .await;
+    assert_error(&refused, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(
+        refused.field_errors(),
+        [(
+            "quota_override".to_owned(),
+            "unknown quota period \"s\" (use day or month)".to_owned()
+        )]
+    );
+    let shown = h.call(Method::GET, "/admin/v1/identities/acme", None).await;
+    assert_eq!(shown.body, patched.body);
+
+    // Audited with the admin actor, from and to.
+    let audit = h
+        .call(
+            Method::GET,
+            &format!("/admin/v1/audit?target={id}&action=identity.update"),
+            None,
+        )
+        .await;
+    let items = audit.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", audit.text);
+    assert_eq!(
+        items[0]["detail"]["changes"],
+        json!({
+            "rate_limit_override": {"from": "100/s", "to": "1000/h"},
+            "quota_override": {"from": "50000/month", "to": null},
+        })
+    );
+    assert_eq!(
+        items[0]["actor"],
+        format!("admin:{}", h.admin_key_id).as_str()
+    );
 }
 
 #[tokio::test]

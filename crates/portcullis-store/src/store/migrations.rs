@@ -29,11 +29,18 @@ impl Migration {
 }
 
 /// Every migration, oldest first. Append only: never edit one that has shipped.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: include_str!("../../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: include_str!("../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity overrides and quota usage",
+        sql: include_str!("../../migrations/0002_overrides_and_quota_usage.sql"),
+    },
+];
 
 /// Arbitrary constant naming the PostgreSQL advisory lock that serialises migrations across
 /// processes starting at once ("pcmigrat" in ASCII).

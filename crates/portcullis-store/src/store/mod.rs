@@ -10,10 +10,12 @@
 //! commits. Bumping the counter first takes its row lock, which serialises lifecycle
 //! operations on both databases: checks such as "this identity has no active keys" cannot race
 //! a concurrent create. Lifecycle writes are rare (admin actions), so the serialisation costs
-//! nothing that matters; usage batches ([`Store::record_usage`]) do not take it.
+//! nothing that matters; usage batches ([`Store::record_usage`]) and quota counters
+//! ([`Store::add_quota_usage`]) do not take it.
 
 mod changes;
 mod migrations;
+mod quota;
 mod rows;
 
 use std::fmt;
@@ -37,7 +39,7 @@ use crate::error::StoreError;
 use crate::key::{ApiKey, KeyHash, KeyHasher};
 use crate::model::{
     self, Actor, AuditEvent, AuditFilter, Identity, IdentityUpdate, KeyFilter, KeyRecord,
-    KeyStatus, KeyUpdate, NewIdentity, NewKey, Page, Paged, RotatedKey, UsageRecord,
+    KeyStatus, KeyUpdate, NewIdentity, NewKey, OverrideKind, Page, Paged, RotatedKey, UsageRecord,
     IDENTITY_ID_PREFIX, KEY_ID_PREFIX,
 };
 use crate::secret::SecretString;
@@ -224,6 +226,16 @@ impl Store {
         model::validate_name("name", &new.name)?;
         model::validate_tags("roles", &new.roles)?;
         let metadata = model::validate_metadata("metadata", &new.metadata)?;
+        model::validate_override(
+            "rate_limit_override",
+            OverrideKind::Rate,
+            new.rate_limit_override.as_deref(),
+        )?;
+        model::validate_override(
+            "quota_override",
+            OverrideKind::Quota,
+            new.quota_override.as_deref(),
+        )?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
         if self.identity_named(&mut tx, &new.name).await?.is_some() {
@@ -234,17 +246,21 @@ impl Store {
             name: new.name,
             metadata: new.metadata,
             roles: new.roles,
+            rate_limit_override: new.rate_limit_override,
+            quota_override: new.quota_override,
             created_at: now,
             updated_at: now,
         };
         sqlx::query(
-            "INSERT INTO identities (id, name, metadata, roles, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $5)",
+            "INSERT INTO identities (id, name, metadata, roles, rate_limit_override, \
+             quota_override, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
         .bind(&identity.id)
         .bind(&identity.name)
         .bind(metadata)
         .bind(rows::tags_json(&identity.roles))
+        .bind(identity.rate_limit_override.clone())
+        .bind(identity.quota_override.clone())
         .bind(now.unix_millis())
         .execute(&mut *tx.conn)
         .await
@@ -253,6 +269,8 @@ impl Store {
             "name": identity.name,
             "roles": identity.roles,
             "metadata": identity.metadata,
+            "rate_limit_override": identity.rate_limit_override,
+            "quota_override": identity.quota_override,
         });
         tx.audit(now, actor, "identity.create", &identity.id, detail)
             .await?;
@@ -294,8 +312,9 @@ impl Store {
         Ok(Paged { items, next_cursor })
     }
 
-    /// Changes an identity's name, metadata or roles. Errors: [`StoreError::Invalid`],
-    /// [`StoreError::IdentityNotFound`], [`StoreError::DuplicateIdentityName`].
+    /// Changes an identity's name, metadata, roles or overrides. Errors:
+    /// [`StoreError::Invalid`], [`StoreError::IdentityNotFound`],
+    /// [`StoreError::DuplicateIdentityName`].
     pub async fn update_identity(
         &self,
         id_or_name: &str,
@@ -311,6 +330,12 @@ impl Store {
         }
         if let Some(metadata) = &update.metadata {
             model::validate_metadata("metadata", metadata)?;
+        }
+        if let Some(value) = &update.rate_limit_override {
+            model::validate_override("rate_limit_override", OverrideKind::Rate, value.as_deref())?;
+        }
+        if let Some(value) = &update.quota_override {
+            model::validate_override("quota_override", OverrideKind::Quota, value.as_deref())?;
         }
         if update == IdentityUpdate::default() {
             return Err(StoreError::invalid("update", "nothing to change"));
@@ -341,14 +366,30 @@ impl Store {
             changes.insert("roles".into(), json!({"from": identity.roles, "to": roles}));
             identity.roles = roles;
         }
+        if let Some(value) = update.rate_limit_override {
+            changes.insert(
+                "rate_limit_override".into(),
+                json!({"from": identity.rate_limit_override, "to": value}),
+            );
+            identity.rate_limit_override = value;
+        }
+        if let Some(value) = update.quota_override {
+            changes.insert(
+                "quota_override".into(),
+                json!({"from": identity.quota_override, "to": value}),
+            );
+            identity.quota_override = value;
+        }
         identity.updated_at = now;
         sqlx::query(
-            "UPDATE identities SET name = $1, metadata = $2, roles = $3, updated_at = $4 \
-             WHERE id = $5",
+            "UPDATE identities SET name = $1, metadata = $2, roles = $3, \
+             rate_limit_override = $4, quota_override = $5, updated_at = $6 WHERE id = $7",
         )
         .bind(&identity.name)
         .bind(identity.metadata.to_string())
         .bind(rows::tags_json(&identity.roles))
+        .bind(identity.rate_limit_override.clone())
+        .bind(identity.quota_override.clone())
         .bind(now.unix_millis())
         .bind(&identity.id)
         .execute(&mut *tx.conn)
@@ -421,8 +462,16 @@ impl Store {
         model::validate_tags("scopes", &new.scopes)?;
         model::validate_tags("roles", &new.roles)?;
         model::validate_metadata("metadata", &new.metadata)?;
-        model::validate_override("rate_limit_override", new.rate_limit_override.as_deref())?;
-        model::validate_override("quota_override", new.quota_override.as_deref())?;
+        model::validate_override(
+            "rate_limit_override",
+            OverrideKind::Rate,
+            new.rate_limit_override.as_deref(),
+        )?;
+        model::validate_override(
+            "quota_override",
+            OverrideKind::Quota,
+            new.quota_override.as_deref(),
+        )?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
         if let Some(expires_at) = new.expires_at {
@@ -539,10 +588,10 @@ impl Store {
             model::validate_metadata("metadata", metadata)?;
         }
         if let Some(value) = &update.rate_limit_override {
-            model::validate_override("rate_limit_override", value.as_deref())?;
+            model::validate_override("rate_limit_override", OverrideKind::Rate, value.as_deref())?;
         }
         if let Some(value) = &update.quota_override {
-            model::validate_override("quota_override", value.as_deref())?;
+            model::validate_override("quota_override", OverrideKind::Quota, value.as_deref())?;
         }
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();

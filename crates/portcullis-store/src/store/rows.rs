@@ -8,9 +8,10 @@ use sqlx::{Any, Row};
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::key::KeyHash;
-use crate::model::{self, AuditEvent, Identity, KeyRecord, KeyStatusKind};
+use crate::model::{self, AuditEvent, Identity, KeyRecord, KeyStatusKind, QuotaUsage};
 
-pub(crate) const IDENTITY_COLUMNS: &str = "id, name, metadata, roles, created_at, updated_at";
+pub(crate) const IDENTITY_COLUMNS: &str =
+    "id, name, metadata, roles, rate_limit_override, quota_override, created_at, updated_at";
 
 pub(crate) const KEY_COLUMNS: &str = "id, identity_id, display_prefix, env, scopes, roles, \
     metadata, created_at, updated_at, expires_at, last_used_at, request_count, revoked_at, \
@@ -155,6 +156,8 @@ pub(crate) fn identity(row: &AnyRow) -> Result<Identity, StoreError> {
         name: row.try_get("name")?,
         metadata: json(row, "metadata")?,
         roles: tags(row, "roles")?,
+        rate_limit_override: row.try_get("rate_limit_override")?,
+        quota_override: row.try_get("quota_override")?,
         created_at: timestamp(row, "created_at")?,
         updated_at: timestamp(row, "updated_at")?,
     })
@@ -202,6 +205,19 @@ pub(crate) fn audit_event(row: &AnyRow) -> Result<AuditEvent, StoreError> {
         source_ip: row.try_get("source_ip")?,
         detail: json(row, "detail")?,
     })
+}
+
+pub(crate) fn quota_usage(row: &AnyRow) -> Result<QuotaUsage, StoreError> {
+    Ok(QuotaUsage {
+        bucket: row.try_get("bucket")?,
+        window_start: row.try_get("window_start")?,
+        used: used(row.try_get("used")?)?,
+    })
+}
+
+/// A stored `quota_usage.used`; never negative, since it only ever grows from 0.
+pub(crate) fn used(value: i64) -> Result<u64, StoreError> {
+    u64::try_from(value).map_err(|_| StoreError::corrupt("quota_usage.used", format!("{value}")))
 }
 
 fn timestamp(row: &AnyRow, column: &str) -> Result<Timestamp, StoreError> {

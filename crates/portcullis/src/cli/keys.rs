@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _};
 use portcullis_config::Config;
 use portcullis_store::{
-    Actor, IdentityUpdate, KeyFilter, KeyHasher, KeyRecord, KeyStatusKind, KeyUpdate, NewIdentity,
-    NewKey, Page, Store, Timestamp,
+    Actor, Identity, IdentityUpdate, KeyFilter, KeyHasher, KeyRecord, KeyStatusKind, KeyUpdate,
+    NewIdentity, NewKey, Page, Store, StoreError, Timestamp,
 };
 use serde_json::{json, Value};
 
@@ -29,6 +29,8 @@ pub enum IdentitiesCommand {
         /// Metadata, a JSON object.
         #[arg(long)]
         metadata: Option<String>,
+        #[command(flatten)]
+        limits: NewOverrides,
     },
     /// List identities.
     List {
@@ -45,7 +47,7 @@ pub enum IdentitiesCommand {
         /// Identity id or name.
         identity: String,
     },
-    /// Change an identity's name, roles or metadata.
+    /// Change an identity's name, roles, metadata, rate limit or quota.
     Update {
         #[command(flatten)]
         common: Common,
@@ -60,6 +62,8 @@ pub enum IdentitiesCommand {
         /// Metadata, a JSON object, replacing the current one.
         #[arg(long)]
         metadata: Option<String>,
+        #[command(flatten)]
+        limits: OverrideChanges,
     },
     /// Delete an identity (refused while it has usable keys).
     Delete {
@@ -95,6 +99,8 @@ pub enum KeysCommand {
         /// Metadata, a JSON object.
         #[arg(long)]
         metadata: Option<String>,
+        #[command(flatten)]
+        limits: NewOverrides,
     },
     /// List keys (never their secrets).
     List {
@@ -117,7 +123,7 @@ pub enum KeysCommand {
         /// Key id.
         key: String,
     },
-    /// Change a key's scopes, metadata or expiry.
+    /// Change a key's scopes, metadata, expiry, rate limit or quota.
     Update {
         #[command(flatten)]
         common: Common,
@@ -132,6 +138,8 @@ pub enum KeysCommand {
         /// Metadata, a JSON object, replacing the current one.
         #[arg(long)]
         metadata: Option<String>,
+        #[command(flatten)]
+        limits: OverrideChanges,
     },
     /// Issue a new secret; the old one keeps working for the grace period.
     Rotate {
@@ -179,6 +187,66 @@ async fn open(path: &Path) -> anyhow::Result<Store> {
         .context("cannot open the key store")
 }
 
+/// Rate-limit and quota overrides of a new identity or key.
+#[derive(Debug, clap::Args)]
+pub struct NewOverrides {
+    /// Rate limit, e.g. 100/s or 1000/h (units s, m, h, d).
+    #[arg(long = "rate-limit", value_name = "RATE")]
+    rate_limit: Option<String>,
+    /// Quota per calendar day or month (UTC), e.g. 1000/day or 50000/month.
+    #[arg(long, value_name = "QUOTA")]
+    quota: Option<String>,
+}
+
+/// Changes to the overrides of an identity or key: set one, clear one, or leave it.
+#[derive(Debug, clap::Args)]
+pub struct OverrideChanges {
+    /// New rate limit, e.g. 100/s or 1000/h (units s, m, h, d).
+    #[arg(
+        long = "rate-limit",
+        value_name = "RATE",
+        conflicts_with = "no_rate_limit"
+    )]
+    rate_limit: Option<String>,
+    /// Remove the rate limit override.
+    #[arg(long = "no-rate-limit")]
+    no_rate_limit: bool,
+    /// New quota per calendar day or month (UTC), e.g. 1000/day or 50000/month.
+    #[arg(long, value_name = "QUOTA", conflicts_with = "no_quota")]
+    quota: Option<String>,
+    /// Remove the quota override.
+    #[arg(long = "no-quota")]
+    no_quota: bool,
+}
+
+impl OverrideChanges {
+    /// `(rate_limit_override, quota_override)` as the store's updates take them.
+    fn into_update(self) -> (Option<Option<String>>, Option<Option<String>>) {
+        let change = |set: Option<String>, clear: bool| match (set, clear) {
+            (Some(value), _) => Some(Some(value)),
+            (None, true) => Some(None),
+            (None, false) => None,
+        };
+        (
+            change(self.rate_limit, self.no_rate_limit),
+            change(self.quota, self.no_quota),
+        )
+    }
+}
+
+/// Store errors about an override name the flag the user typed, not the stored field.
+fn flag_error(err: StoreError) -> anyhow::Error {
+    match &err {
+        StoreError::Invalid { field, reason } if field == "rate_limit_override" => {
+            anyhow!("--rate-limit: {reason}")
+        }
+        StoreError::Invalid { field, reason } if field == "quota_override" => {
+            anyhow!("--quota: {reason}")
+        }
+        _ => err.into(),
+    }
+}
+
 fn actor() -> Actor {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     Actor::new(format!("cli:{user}"))
@@ -206,6 +274,31 @@ fn print(json: bool, value: &Value, text: impl FnOnce() -> String) {
     }
 }
 
+/// `  rate_limit=…  quota=…` for the overrides that are set.
+fn overrides_text(rate_limit: Option<&str>, quota: Option<&str>) -> String {
+    let mut text = String::new();
+    if let Some(rate) = rate_limit {
+        text.push_str(&format!("  rate_limit={rate}"));
+    }
+    if let Some(quota) = quota {
+        text.push_str(&format!("  quota={quota}"));
+    }
+    text
+}
+
+fn identity_line(identity: &Identity) -> String {
+    format!(
+        "{}  {}  roles={}{}",
+        identity.id,
+        identity.name,
+        identity.roles.join(","),
+        overrides_text(
+            identity.rate_limit_override.as_deref(),
+            identity.quota_override.as_deref()
+        )
+    )
+}
+
 fn key_line(key: &KeyRecord) -> String {
     let status = serde_json::to_value(key.status)
         .ok()
@@ -215,13 +308,17 @@ fn key_line(key: &KeyRecord) -> String {
         .expires_at
         .map_or_else(|| "never".to_owned(), |t| t.to_string());
     format!(
-        "{}  {}…  identity={}  status={}  scopes={}  expires={}",
+        "{}  {}…  identity={}  status={}  scopes={}  expires={}{}",
         key.id,
         key.display_prefix,
         key.identity_id,
         status,
         key.scopes.join(","),
-        expires
+        expires,
+        overrides_text(
+            key.rate_limit_override.as_deref(),
+            key.quota_override.as_deref()
+        )
     )
 }
 
@@ -234,6 +331,7 @@ pub fn identities(command: IdentitiesCommand) -> anyhow::Result<ExitCode> {
                 name,
                 roles,
                 metadata: meta,
+                limits,
             } => {
                 let store = open(&common.config).await?;
                 let mut new = NewIdentity::named(name);
@@ -241,7 +339,12 @@ pub fn identities(command: IdentitiesCommand) -> anyhow::Result<ExitCode> {
                 if let Some(meta) = metadata(meta.as_deref())? {
                     new.metadata = meta;
                 }
-                let identity = store.create_identity(new, &actor()).await?;
+                new.rate_limit_override = limits.rate_limit;
+                new.quota_override = limits.quota;
+                let identity = store
+                    .create_identity(new, &actor())
+                    .await
+                    .map_err(flag_error)?;
                 print(common.json, &serde_json::to_value(&identity)?, || {
                     format!("created identity {} ({})", identity.id, identity.name)
                 });
@@ -252,7 +355,7 @@ pub fn identities(command: IdentitiesCommand) -> anyhow::Result<ExitCode> {
                 print(common.json, &serde_json::to_value(&page)?, || {
                     page.items
                         .iter()
-                        .map(|i| format!("{}  {}  roles={}", i.id, i.name, i.roles.join(",")))
+                        .map(identity_line)
                         .collect::<Vec<_>>()
                         .join("\n")
                 });
@@ -270,16 +373,23 @@ pub fn identities(command: IdentitiesCommand) -> anyhow::Result<ExitCode> {
                 name,
                 roles,
                 metadata: meta,
+                limits,
             } => {
                 let store = open(&common.config).await?;
+                let (rate_limit_override, quota_override) = limits.into_update();
                 let update = IdentityUpdate {
                     name,
                     roles: (!roles.is_empty()).then_some(roles),
                     metadata: metadata(meta.as_deref())?,
+                    rate_limit_override,
+                    quota_override,
                 };
-                let identity = store.update_identity(&identity, update, &actor()).await?;
+                let identity = store
+                    .update_identity(&identity, update, &actor())
+                    .await
+                    .map_err(flag_error)?;
                 print(common.json, &serde_json::to_value(&identity)?, || {
-                    format!("updated identity {}", identity.id)
+                    format!("updated identity {}", identity_line(&identity))
                 });
             }
             IdentitiesCommand::Delete { common, identity } => {
@@ -308,6 +418,7 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 expires,
                 env,
                 metadata: meta,
+                limits,
             } => {
                 let store = open(&common.config).await?;
                 let mut new = NewKey::for_identity(identity);
@@ -321,7 +432,10 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                     new.expires_at =
                         Some(Timestamp::now().saturating_add(lifetime(&expires, "--expires")?));
                 }
-                let (record, plaintext) = store.create_key(new, &actor()).await?;
+                new.rate_limit_override = limits.rate_limit;
+                new.quota_override = limits.quota;
+                let (record, plaintext) =
+                    store.create_key(new, &actor()).await.map_err(flag_error)?;
                 let value = json!({ "id": record.id, "key": plaintext.expose(), "record": record });
                 print(common.json, &value, || {
                     format!(
@@ -369,6 +483,7 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 scopes,
                 expires,
                 metadata: meta,
+                limits,
             } => {
                 let store = open(&common.config).await?;
                 let expires_at = match expires.as_deref() {
@@ -378,13 +493,19 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                         Timestamp::now().saturating_add(lifetime(text, "--expires")?),
                     )),
                 };
+                let (rate_limit_override, quota_override) = limits.into_update();
                 let update = KeyUpdate {
                     scopes,
                     metadata: metadata(meta.as_deref())?,
                     expires_at,
+                    rate_limit_override,
+                    quota_override,
                     ..KeyUpdate::default()
                 };
-                let record = store.update_key(&key, update, &actor()).await?;
+                let record = store
+                    .update_key(&key, update, &actor())
+                    .await
+                    .map_err(flag_error)?;
                 print(common.json, &serde_json::to_value(&record)?, || {
                     key_line(&record)
                 });

@@ -56,6 +56,7 @@ path = "/orders/{order_id}"
 upstream = "demo"
 auth = ["api_key"]
 scopes = ["orders:read"]
+limit = { rate = "1/s", burst = 5, by = "identity" }
 
 [[route]]
 name = "health"
@@ -171,6 +172,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!("  curl -i {gw}/orders/1 -H 'Authorization: Bearer {}'   # 200: forwarded (upstream's Server/X-Powered-By removed)", keys.reader);
             println!("  curl -i {gw}/orders/1                      # 401: no key");
             println!("  curl -i {gw}/orders/1 -H 'X-API-Key: {}'   # 403: the key lacks orders:read", keys.no_scope);
+            println!("  for i in 1 2 3 4 5; do curl -s -o /dev/null {gw}/orders/1 -H 'X-API-Key: {}'; done; curl -i {gw}/orders/1 -H 'X-API-Key: {}'   # 429 once the burst of 5 is spent: Retry-After, RateLimit-Policy, RateLimit", keys.reader, keys.reader);
             println!("  curl -i {gw}/admin                         # 404: no route, in the gateway's JSON error shape");
             println!("  curl -i -X DELETE {gw}/orders/1            # 405: method not allowed on this route");
             println!("  curl -i --path-as-is '{gw}/orders/%2e%2e/admin'  # 400: ambiguous path refused before routing");

@@ -74,6 +74,21 @@ pub async fn run_gateway(
     };
     let gateway = Gateway::with_credentials(config, path, credentials)
         .map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    let mut quota_writer = None;
+    if let Some(store) = &admin_store {
+        let loaded = portcullis_proxy::quotas::load(&gateway.limits, store)
+            .await
+            .context("cannot load the quota counters")?;
+        tracing::debug!(windows = loaded, "quota counters loaded");
+        quota_writer = Some((
+            portcullis_proxy::quotas::persist(
+                Arc::clone(&gateway.limits),
+                store.clone(),
+                std::time::Duration::from_secs(1),
+            ),
+            store.clone(),
+        ));
+    }
     let listeners = portcullis_proxy::bind(&gateway).await?;
     let admin = TcpListener::bind(admin_addr)
         .await
@@ -113,6 +128,13 @@ pub async fn run_gateway(
         usage.abort();
         // The last requests' usage is written before the process exits.
         index.flush_usage(&store).await;
+    }
+    if let Some((writer, store)) = quota_writer {
+        writer.abort();
+        // The last requests' quota counts too: a restart must not refill a quota.
+        if let Err(err) = portcullis_proxy::quotas::flush(&gateway.limits, &store).await {
+            tracing::error!(error = %err, "the last quota counts could not be written");
+        }
     }
     let _ = admin_task.await;
     eprintln!("portcullis: stopped");

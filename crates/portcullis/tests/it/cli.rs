@@ -1,4 +1,4 @@
-//! The binary: `check`, `serve` with signals, `quickstart`.
+//! The binary: `check`, `serve` with signals, `quickstart`, the key lifecycle commands.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -107,7 +107,13 @@ fn check_accepts_the_examples() {
         if original.extension().is_some_and(|e| e == "toml") {
             let path = dir.path().join(original.file_name().unwrap());
             std::fs::copy(&original, &path).unwrap();
-            let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
+            let output = bin()
+                .arg("check")
+                .arg("-c")
+                .arg(&path)
+                .env("PORTCULLIS_PEPPER", "example-pepper-0123456789abcdef")
+                .output()
+                .unwrap();
             assert!(
                 output.status.success(),
                 "{}: {}",
@@ -268,6 +274,27 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
         .await
         .unwrap();
     assert_eq!(response.status(), 403, "the demo's attack line is blocked");
+    // The throttling line: the burst of 5 runs out (two requests above took from it).
+    let mut throttled = None;
+    for _ in 0..6 {
+        let response = c
+            .get(format!("{gateway}/orders/1"))
+            .bearer_auth(&reader_key)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.headers().contains_key("ratelimit-policy"));
+        if response.status() == 429 {
+            throttled = Some(response);
+            break;
+        }
+    }
+    let throttled = throttled.expect("the demo's limit never answered 429");
+    assert_eq!(throttled.headers()["retry-after"], "1");
+    assert!(throttled.headers()["ratelimit"]
+        .to_str()
+        .unwrap()
+        .starts_with("\"identity-1s\";r=0;"));
 
     signal(&child, libc::SIGINT);
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
@@ -389,4 +416,113 @@ fn waf_eval_prints_a_verdict_per_line_and_a_summary() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--sensitivity: \"loud\""));
+}
+
+/// Runs `portcullis ARGS -c CONFIG --json` and parses its output; panics with stderr on failure.
+fn cli_json(config: &std::path::Path, args: &[&str]) -> Value {
+    let output = bin()
+        .args(args)
+        .arg("-c")
+        .arg(config)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn identities_and_keys_take_rate_limit_and_quota_overrides() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}{}",
+            store_block(dir.path()),
+            upstream_block("a", &["127.0.0.1:3000".parse().unwrap()], ""),
+            route_block("r", "/", "a", "")
+        ),
+    )
+    .unwrap();
+    let created = cli_json(
+        &config,
+        &[
+            "identities",
+            "create",
+            "--name",
+            "acme",
+            "--rate-limit",
+            "100/s",
+            "--quota",
+            "1000/day",
+        ],
+    );
+    assert_eq!(created["rate_limit_override"], "100/s");
+    assert_eq!(created["quota_override"], "1000/day");
+    let updated = cli_json(
+        &config,
+        &[
+            "identities",
+            "update",
+            "acme",
+            "--rate-limit",
+            "1000/h",
+            "--no-quota",
+        ],
+    );
+    assert_eq!(updated["rate_limit_override"], "1000/h");
+    assert_eq!(updated["quota_override"], Value::Null);
+    let shown = cli_json(&config, &["identities", "show", "acme"]);
+    assert_eq!(shown, updated);
+    let listed = cli_json(&config, &["identities", "list"]);
+    assert_eq!(listed["items"][0]["rate_limit_override"], "1000/h");
+
+    let key = cli_json(
+        &config,
+        &[
+            "keys",
+            "create",
+            "--identity",
+            "acme",
+            "--rate-limit",
+            "10/s",
+            "--quota",
+            "50000/month",
+        ],
+    );
+    assert_eq!(key["record"]["rate_limit_override"], "10/s");
+    assert_eq!(key["record"]["quota_override"], "50000/month");
+    let id = key["id"].as_str().unwrap();
+    let updated = cli_json(&config, &["keys", "update", id, "--no-rate-limit"]);
+    assert_eq!(updated["rate_limit_override"], Value::Null);
+    assert_eq!(updated["quota_override"], "50000/month");
+    // The text listing shows what is set.
+    let output = bin()
+        .args(["keys", "list", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("  quota=50000/month"), "{text}");
+    assert!(!text.contains("rate_limit="), "{text}");
+
+    // A value the rate limiter cannot parse is refused, naming the flag.
+    let output = bin()
+        .args(["identities", "update", "acme", "--quota", "5/s", "-c"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--quota: unknown quota period \"s\""),
+        "{stderr}"
+    );
+    let shown = cli_json(&config, &["identities", "show", "acme"]);
+    assert_eq!(shown["quota_override"], Value::Null);
 }

@@ -10,5 +10,6 @@ mod lifecycle;
 mod limits;
 mod observability;
 mod proxy;
+mod ratelimit;
 mod support;
 mod tls;

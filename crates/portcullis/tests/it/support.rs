@@ -199,6 +199,7 @@ pub struct TestGateway {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     pub gateway: Arc<Gateway>,
+    quota_store: Option<portcullis_store::Store>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -246,6 +247,17 @@ impl TestGateway {
         };
         let gateway =
             Gateway::with_credentials(config, Some(config_path.clone()), credentials).unwrap();
+        if let Some(store) = &admin_store {
+            portcullis_proxy::quotas::load(&gateway.limits, store)
+                .await
+                .unwrap();
+            drop(portcullis_proxy::quotas::persist(
+                Arc::clone(&gateway.limits),
+                store.clone(),
+                Duration::from_millis(100),
+            ));
+        }
+        let quota_store = admin_store.clone();
         let listeners = portcullis_proxy::bind(&gateway).await.unwrap();
         let mut http = String::new();
         let mut https = None;
@@ -285,6 +297,7 @@ impl TestGateway {
             dir,
             config_path,
             gateway,
+            quota_store,
             stop: Some(stop),
             task: Some(task),
         }
@@ -300,11 +313,27 @@ impl TestGateway {
 
     /// Stops accepting, drains, and waits for the gateway to finish.
     pub async fn shutdown(mut self) {
+        self.stop_now().await;
+    }
+
+    /// Shuts down like `serve` does, and hands back the directory (store, config) for a
+    /// restart.
+    pub async fn shutdown_keep_dir(mut self) -> tempfile::TempDir {
+        self.stop_now().await;
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+
+    async fn stop_now(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+        if let Some(store) = self.quota_store.take() {
+            portcullis_proxy::quotas::flush(&self.gateway.limits, &store)
+                .await
+                .unwrap();
         }
     }
 
