@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-fn bin() -> Command {
+pub(crate) fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portcullis"))
 }
 
@@ -23,7 +23,7 @@ fn signal(child: &Child, signal: i32) {
 }
 
 /// Reads stderr lines until the admin address is printed; returns (gateway URL, admin URL).
-fn wait_ready(child: &mut Child) -> (String, String) {
+pub(crate) fn wait_ready(child: &mut Child) -> (String, String) {
     let stderr = child.stderr.take().unwrap();
     let mut reader = BufReader::new(stderr);
     let mut gateway = String::new();

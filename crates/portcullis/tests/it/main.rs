@@ -11,5 +11,6 @@ mod limits;
 mod observability;
 mod proxy;
 mod ratelimit;
+mod ratelimit_redis;
 mod support;
 mod tls;
