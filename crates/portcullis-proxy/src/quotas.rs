@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use portcullis_core::LimitState;
 use portcullis_limit::{window, QuotaPeriod};
-use portcullis_store::{Store, StoreError};
+use portcullis_store::{Store, StoreError, Timestamp};
 
 /// How long a loaded window is kept at most when its period is not known (longer than any
 /// month): it only bounds when the counter is forgotten, never what it allows.
@@ -108,4 +108,75 @@ pub fn persist(
             }
         }
     })
+}
+
+/// Where one quota of a key stands.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct QuotaReport {
+    /// Route name.
+    pub route: String,
+    /// Policy name, as in `RateLimit-Policy`.
+    pub policy: String,
+    /// The quota the key gets (`100000/month`): its override, its identity's, or the route's.
+    pub quota: String,
+    /// Requests counted in the current window.
+    pub used: u64,
+    /// Requests left in the current window.
+    pub remaining: u64,
+    /// Start of the current window.
+    pub window_start: portcullis_store::Timestamp,
+    /// When the quota renews.
+    pub resets_at: portcullis_store::Timestamp,
+    /// Whether the quota only logs (`mode = "monitor"`).
+    pub monitor: bool,
+}
+
+/// The quotas of `routes` that count `key_id`'s requests, and where each stands now. Counts
+/// come from the store (every gateway's, up to a second old) and, when given, from this
+/// gateway's own counters (which may be fresher).
+pub async fn key_report(
+    routes: &[portcullis_config::Route],
+    store: &Store,
+    key_id: &str,
+    local: Option<&LimitState>,
+) -> Result<Vec<QuotaReport>, StoreError> {
+    let key = store.get_key(key_id).await?;
+    let identity = store.get_identity(&key.identity_id).await?;
+    let caller_override = key
+        .quota_override
+        .as_deref()
+        .or(identity.quota_override.as_deref())
+        .and_then(|q| q.parse().ok());
+    let quotas =
+        portcullis_core::ratelimit::key_quotas(routes, &key.identity_id, &key.id, caller_override);
+    let now = Timestamp::now().unix_millis();
+    let windows: Vec<(i64, i64)> = quotas.iter().map(|q| window(q.quota.period, now)).collect();
+    let stored = store
+        .quota_usage_of(
+            &quotas
+                .iter()
+                .zip(&windows)
+                .map(|(q, (start, _))| (q.bucket.clone(), *start))
+                .collect::<Vec<_>>(),
+        )
+        .await?;
+    Ok(quotas
+        .into_iter()
+        .zip(windows)
+        .zip(stored)
+        .map(|((q, (start, end)), stored)| {
+            let here = local.map_or(0, |l| l.quotas.used(&q.bucket, &q.quota, now));
+            let used = stored.max(here);
+            QuotaReport {
+                route: q.route,
+                policy: q.policy,
+                quota: q.quota.to_string(),
+                used,
+                remaining: q.quota.requests.saturating_sub(used),
+                window_start: Timestamp::from_unix_millis(start).unwrap_or_else(Timestamp::now),
+                resets_at: Timestamp::from_unix_millis(end).unwrap_or_else(Timestamp::now),
+                monitor: q.monitor,
+            }
+        })
+        .collect())
 }

@@ -14,6 +14,7 @@ pub mod extract;
 mod tests;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{ExtensionRejection, PathRejection};
@@ -23,6 +24,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json, Router};
+use portcullis_proxy::Gateway;
 use portcullis_store::{
     Actor, AuditFilter, IdentityUpdate, KeyFilter, KeyRecord, KeyStatusKind, KeyUpdate,
     NewIdentity, NewKey, Store,
@@ -67,6 +69,7 @@ fn endpoints() -> Vec<(&'static str, MethodRouter<AdminState>)> {
         ("/keys/{id}", get(get_key).patch(update_key)),
         ("/keys/{id}/rotate", post(rotate_key)),
         ("/keys/{id}/revoke", post(revoke_key)),
+        ("/keys/{id}/quota", get(key_quota)),
         ("/audit", get(list_audit)),
     ]
 }
@@ -244,6 +247,24 @@ async fn get_key(
 ) -> ApiResult {
     let id = path_param(id)?;
     Ok(Json(ctx.store.get_key(&id).await?).into_response())
+}
+
+/// The quotas that count a key's requests, and where each stands.
+async fn key_quota(
+    State(gateway): State<Arc<Gateway>>,
+    Extension(ctx): Extension<AdminContext>,
+    id: Result<Path<String>, PathRejection>,
+) -> ApiResult {
+    let id = path_param(id)?;
+    let snapshot = gateway.snapshot();
+    let quotas = portcullis_proxy::quotas::key_report(
+        &snapshot.config.routes,
+        &ctx.store,
+        &id,
+        Some(&gateway.limits),
+    )
+    .await?;
+    Ok(Json(serde_json::json!({ "key_id": id, "quotas": quotas })).into_response())
 }
 
 async fn update_key(

@@ -172,9 +172,14 @@ pub struct Common {
 }
 
 async fn open(path: &Path) -> anyhow::Result<Store> {
+    Ok(open_with_config(path).await?.1)
+}
+
+/// The config and its store.
+async fn open_with_config(path: &Path) -> anyhow::Result<(Config, Store)> {
     let config = Config::load(path)
         .map_err(|errors| anyhow!("{}: invalid config:\n{errors}", path.display()))?;
-    let store = config.store.ok_or_else(|| {
+    let store = config.store.clone().ok_or_else(|| {
         anyhow!(
             "{}: no [store] section: keys need a store (url and pepper)",
             path.display()
@@ -182,9 +187,10 @@ async fn open(path: &Path) -> anyhow::Result<Store> {
     })?;
     let hasher = KeyHasher::new(store.pepper.expose().as_bytes())
         .map_err(|err| anyhow!("store.pepper: {err}"))?;
-    Store::open(store.url.expose(), hasher)
+    let store = Store::open(store.url.expose(), hasher)
         .await
-        .context("cannot open the key store")
+        .context("cannot open the key store")?;
+    Ok((config, store))
 }
 
 /// Rate-limit and quota overrides of a new identity or key.
@@ -471,10 +477,29 @@ pub fn keys(command: KeysCommand) -> anyhow::Result<ExitCode> {
                 });
             }
             KeysCommand::Show { common, key } => {
-                let store = open(&common.config).await?;
+                let (config, store) = open_with_config(&common.config).await?;
                 let record = store.get_key(&key).await?;
-                print(common.json, &serde_json::to_value(&record)?, || {
-                    key_line(&record)
+                // The quotas of the config's routes that count this key, from the store.
+                let quotas =
+                    portcullis_proxy::quotas::key_report(&config.routes, &store, &key, None)
+                        .await?;
+                let mut value = serde_json::to_value(&record)?;
+                value["quotas"] = serde_json::to_value(&quotas)?;
+                print(common.json, &value, || {
+                    let mut text = key_line(&record);
+                    for q in &quotas {
+                        text.push_str(&format!(
+                            "\nquota {} on route {}: {} used of {}, {} left, renews {}{}",
+                            q.policy,
+                            q.route,
+                            q.used,
+                            q.quota,
+                            q.remaining,
+                            q.resets_at,
+                            if q.monitor { " (monitor)" } else { "" }
+                        ));
+                    }
+                    text
                 });
             }
             KeysCommand::Update {

@@ -359,7 +359,11 @@ async fn a_quota_survives_a_restart() {
     .await;
     let c = client();
     let url = format!("{}/orders", gw.http);
-    let (_, key) = new_key(&store, "acme").await;
+    let (key_id, key) = new_key(&store, "acme").await;
+    let mut admin = NewKey::for_identity("acme");
+    admin.roles = vec!["admin".into()];
+    let (_, admin) = store.create_key(admin, &Actor::new("test")).await.unwrap();
+    let admin = admin.expose().to_owned();
     until_known(&c, &url, &key).await;
     assert_eq!(status_with(&c, &url, &key).await, 200);
     let last = c.get(&url).bearer_auth(&key).send().await.unwrap();
@@ -371,6 +375,22 @@ async fn a_quota_survives_a_restart() {
     let wait: u64 = header(&refused, "retry-after").parse().unwrap();
     assert!((1..=86_400).contains(&wait), "{wait}");
     assert_eq!(error_code(&refused.text().await.unwrap()), "quota_exceeded");
+
+    // The admin API shows where the key's quota stands.
+    let report: Value = c
+        .get(format!("{}/admin/v1/keys/{key_id}/quota", gw.admin))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(report["quotas"][0]["route"], "orders");
+    assert_eq!(report["quotas"][0]["policy"], "key-day");
+    assert_eq!(report["quotas"][0]["quota"], "3/day");
+    assert_eq!(report["quotas"][0]["used"], 3);
+    assert_eq!(report["quotas"][0]["remaining"], 0);
 
     // Keep the directory: a new gateway on the same store.
     let dir = gw.shutdown_keep_dir().await;
@@ -390,5 +410,20 @@ async fn a_quota_survives_a_restart() {
     assert_eq!(response.status(), 429, "the quota was reset by a restart");
     let used: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(used["error"]["code"], "quota_exceeded");
+    // And the CLI, from the store.
+    let output = crate::cli::bin()
+        .args(["keys", "show", "--json", "-c"])
+        .arg(&gw.config_path)
+        .arg(&key_id)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let shown: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(shown["quotas"][0]["used"], 3, "{shown}");
+    assert_eq!(shown["quotas"][0]["remaining"], 0, "{shown}");
     gw.shutdown().await;
 }
