@@ -427,3 +427,51 @@ async fn a_quota_survives_a_restart() {
     assert_eq!(shown["quotas"][0]["remaining"], 0, "{shown}");
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn buckets_survive_a_reload_and_the_backend_cannot_change_without_a_restart() {
+    let a = Upstream::start("a").await;
+    let route = |extra: &str| {
+        [
+            upstream_block("a", &[a.addr], ""),
+            route_block(
+                "limited",
+                "/orders",
+                "a",
+                "limit = { rate = \"2/m\", by = \"ip\" }",
+            ),
+            extra.to_owned(),
+        ]
+        .concat()
+    };
+    let gw = TestGateway::start("", &route("")).await;
+    let c = client();
+    let url = format!("{}/orders", gw.http);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 429);
+
+    // An unrelated change reloads; the spent bucket is still spent.
+    gw.rewrite("", &route(&route_block("other", "/other", "a", "")));
+    let reload = c
+        .post(format!("{}/admin/reload", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    assert_eq!(c.get(&url).send().await.unwrap().status(), 429);
+
+    gw.rewrite(
+        "",
+        &route("[limits]\nbackend = \"redis://127.0.0.1:6379\"\n"),
+    );
+    let reload = c
+        .post(format!("{}/admin/reload", gw.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 422);
+    let body: Value = reload.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["path"], "limits", "{body}");
+    gw.shutdown().await;
+}
