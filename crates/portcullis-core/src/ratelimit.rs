@@ -182,8 +182,7 @@ impl RateLimitFilter {
                 return bucket;
             }
         }
-        key.push_str(&self.route);
-        let _ = write!(key, "|{kind}{index}|");
+        push_prefix(&mut key, &self.route, kind, index);
         match (by, principal) {
             (LimitKey::Route, _) => key.push('*'),
             (LimitKey::Header(name), _) => match head.headers.get(name) {
@@ -198,14 +197,12 @@ impl RateLimitFilter {
                     value.as_bytes().hash(&mut hasher);
                     let _ = write!(key, "hh:{:016x}", hasher.finish());
                 }
-                None => {
-                    let _ = write!(key, "ip:{}", ctx.client_ip);
-                }
+                None => push_ip(&mut key, ctx.client_ip),
             },
             // Identity and key limits are refused on public routes by the config; should a
             // request reach one without a caller, it shares its address's bucket.
             (LimitKey::Ip | LimitKey::Identity | LimitKey::Key, _) => {
-                let _ = write!(key, "ip:{}", ctx.client_ip);
+                push_ip(&mut key, ctx.client_ip);
             }
         }
         key
@@ -300,7 +297,12 @@ impl RateLimitFilter {
             break;
         }
 
-        let unix_ms = self.state.unix_ms();
+        // The wall clock is read only for quotas.
+        let unix_ms = if self.quotas.is_empty() {
+            0
+        } else {
+            self.state.unix_ms()
+        };
         let mut counted: Vec<(String, Quota, usize)> = Vec::new();
         if refusal.is_none() {
             for (index, rule) in &self.quotas {
@@ -400,7 +402,55 @@ fn caller_bucket(
         LimitKey::Key => ("k:", key_id),
         _ => return None,
     };
-    Some(format!("{route}|{kind}{index}|{tag}{value}"))
+    let mut key = String::with_capacity(route.len() + value.len() + 8);
+    push_prefix(&mut key, route, kind, index);
+    key.push_str(tag);
+    key.push_str(value);
+    Some(key)
+}
+
+/// `ROUTE|KINDINDEX|`: the start of every bucket name.
+fn push_prefix(key: &mut String, route: &str, kind: &str, index: usize) {
+    key.push_str(route);
+    key.push('|');
+    key.push_str(kind);
+    push_u64(key, index as u64);
+    key.push('|');
+}
+
+/// `ip:ADDRESS`, without the formatting machinery for the common IPv4 case.
+fn push_ip(key: &mut String, ip: std::net::IpAddr) {
+    key.push_str("ip:");
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    key.push('.');
+                }
+                push_u64(key, u64::from(octet));
+            }
+        }
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(key, "{v6}");
+        }
+    }
+}
+
+/// Decimal digits of `n` (the request path formats a few numbers per limit).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &digit in &digits[at..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// A quota that applies to one API key, and its bucket.
@@ -460,21 +510,43 @@ fn render(items: &[Item<'_>]) -> Option<(HeaderValue, HeaderValue)> {
             policy.push_str(", ");
             state.push_str(", ");
         }
-        let _ = write!(
-            policy,
-            "\"{}\";q={};w={}",
-            item.name, item.quota, item.window_secs
-        );
-        let _ = write!(
-            state,
-            "\"{}\";r={};t={}",
-            item.name,
-            item.remaining,
-            ceil_secs(item.reset)
-        );
+        policy.push('"');
+        policy.push_str(item.name);
+        policy.push_str("\";q=");
+        push_u64(&mut policy, item.quota);
+        policy.push_str(";w=");
+        push_u64(&mut policy, item.window_secs);
+        state.push('"');
+        state.push_str(item.name);
+        state.push_str("\";r=");
+        push_u64(&mut state, item.remaining);
+        state.push_str(";t=");
+        push_u64(&mut state, ceil_secs(item.reset));
     }
     Some((
-        HeaderValue::from_str(&policy).ok()?,
-        HeaderValue::from_str(&state).ok()?,
+        HeaderValue::try_from(policy).ok()?,
+        HeaderValue::try_from(state).ok()?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_formatting_matches_display() {
+        for n in [0u64, 7, 10, 99, 1000, 86_400, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+        for ip in ["10.0.0.1", "255.255.255.255", "0.0.0.0", "2001:db8::1"] {
+            let mut out = String::new();
+            push_ip(
+                &mut out,
+                ip.parse().unwrap_or(std::net::IpAddr::from([0, 0, 0, 0])),
+            );
+            assert_eq!(out, format!("ip:{ip}"));
+        }
+    }
 }
