@@ -114,6 +114,9 @@ pub struct RateLimitFilter {
     quotas: Vec<(usize, QuotaRule)>,
     concurrency: Option<portcullis_config::ConcurrencyRule>,
     state: Arc<LimitState>,
+    /// `RateLimit-Policy` when no override applies and no window varies (no monthly quota):
+    /// rendered once, not per request.
+    fixed_policy: Option<HeaderValue>,
 }
 
 /// One policy's figures for the headers.
@@ -123,6 +126,19 @@ struct Item<'a> {
     window_secs: u64,
     remaining: u64,
     reset: Duration,
+}
+
+impl<'a> Item<'a> {
+    /// An item for rendering the policy header alone.
+    fn policy(name: &'a str, quota: u64, window_secs: u64) -> Item<'a> {
+        Item {
+            name,
+            quota,
+            window_secs,
+            remaining: 0,
+            reset: Duration::ZERO,
+        }
+    }
 }
 
 /// Seconds, rounded up (a client that waits this long is never early).
@@ -141,7 +157,7 @@ impl RateLimitFilter {
         if route.rate_limits.is_empty() {
             return None;
         }
-        Some(RateLimitFilter {
+        let mut filter = RateLimitFilter {
             route: Arc::from(route.name.as_str()),
             limits: limits
                 .iter()
@@ -161,7 +177,47 @@ impl RateLimitFilter {
                 .collect(),
             concurrency: concurrency.clone().filter(|c| c.mode != FilterMode::Off),
             state: Arc::clone(state),
-        })
+            fixed_policy: None,
+        };
+        if filter
+            .quotas
+            .iter()
+            .all(|(_, q)| q.quota.period == portcullis_limit::QuotaPeriod::Day)
+        {
+            let items: Vec<Item<'_>> = filter
+                .limits
+                .iter()
+                .map(|l| {
+                    Item::policy(
+                        &l.rule.name,
+                        l.gcra.rate.count,
+                        l.gcra.rate.period.as_secs(),
+                    )
+                })
+                .chain(
+                    filter
+                        .quotas
+                        .iter()
+                        .map(|(_, q)| Item::policy(&q.name, q.quota.requests, 86_400)),
+                )
+                .collect();
+            filter.fixed_policy = render(&items, None).map(|(policy, _)| policy);
+        }
+        Some(filter)
+    }
+
+    /// The precomputed `RateLimit-Policy`, unless the caller's overrides change it.
+    fn fixed_policy_for(&self, principal: Option<&Principal>) -> Option<&HeaderValue> {
+        let overridden = principal.is_some_and(|p| {
+            (p.rate_override.is_some() && self.limits.iter().any(|l| l.rule.by.needs_caller()))
+                || (p.quota_override.is_some()
+                    && self.quotas.iter().any(|(_, q)| q.by.needs_caller()))
+        });
+        if overridden {
+            None
+        } else {
+            self.fixed_policy.as_ref()
+        }
     }
 
     /// The bucket name of `by` for this request, after `prefix`.
@@ -354,7 +410,7 @@ impl RateLimitFilter {
                 } else {
                     LimitOutcome::Allowed
                 });
-                ctx.limits.headers = render(&items);
+                ctx.limits.headers = render(&items, self.fixed_policy_for(principal.as_deref()));
                 Verdict::Continue
             }
             Some((mut rejection, outcome)) => {
@@ -369,7 +425,9 @@ impl RateLimitFilter {
                 }
                 ctx.limits.permits.clear();
                 ctx.limits.outcome = Some(outcome);
-                if let Some((policy, state)) = render(&items) {
+                if let Some((policy, state)) =
+                    render(&items, self.fixed_policy_for(principal.as_deref()))
+                {
                     rejection = rejection
                         .with_header(RATELIMIT_POLICY.clone(), policy)
                         .with_header(RATELIMIT.clone(), state);
@@ -448,9 +506,8 @@ fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &digit in &digits[at..] {
-        out.push(char::from(digit));
-    }
+    // ASCII digits: always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// A quota that applies to one API key, and its bucket.
@@ -499,23 +556,32 @@ pub fn key_quotas(
 }
 
 /// `RateLimit-Policy: "ip-1s";q=10;w=1, …` and `RateLimit: "ip-1s";r=3;t=1, …`.
-fn render(items: &[Item<'_>]) -> Option<(HeaderValue, HeaderValue)> {
+fn render(
+    items: &[Item<'_>],
+    fixed_policy: Option<&HeaderValue>,
+) -> Option<(HeaderValue, HeaderValue)> {
     if items.is_empty() {
         return None;
     }
-    let mut policy = String::with_capacity(32 * items.len());
+    let mut policy = String::with_capacity(if fixed_policy.is_some() {
+        0
+    } else {
+        32 * items.len()
+    });
     let mut state = String::with_capacity(32 * items.len());
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             policy.push_str(", ");
             state.push_str(", ");
         }
-        policy.push('"');
-        policy.push_str(item.name);
-        policy.push_str("\";q=");
-        push_u64(&mut policy, item.quota);
-        policy.push_str(";w=");
-        push_u64(&mut policy, item.window_secs);
+        if fixed_policy.is_none() {
+            policy.push('"');
+            policy.push_str(item.name);
+            policy.push_str("\";q=");
+            push_u64(&mut policy, item.quota);
+            policy.push_str(";w=");
+            push_u64(&mut policy, item.window_secs);
+        }
         state.push('"');
         state.push_str(item.name);
         state.push_str("\";r=");
@@ -523,10 +589,11 @@ fn render(items: &[Item<'_>]) -> Option<(HeaderValue, HeaderValue)> {
         state.push_str(";t=");
         push_u64(&mut state, ceil_secs(item.reset));
     }
-    Some((
-        HeaderValue::try_from(policy).ok()?,
-        HeaderValue::try_from(state).ok()?,
-    ))
+    let policy = match fixed_policy {
+        Some(fixed) => fixed.clone(),
+        None => HeaderValue::try_from(policy).ok()?,
+    };
+    Some((policy, HeaderValue::try_from(state).ok()?))
 }
 
 #[cfg(test)]

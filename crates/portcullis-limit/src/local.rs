@@ -5,7 +5,7 @@
 //! `max_buckets` it first drops those; if every bucket is still owed time, it drops the ones
 //! closest to full (the least owed) until a quarter of the room is free again.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
@@ -14,9 +14,31 @@ use crate::gcra::{Gcra, Outcome};
 /// Default bound on the buckets kept in memory.
 pub const DEFAULT_MAX_BUCKETS: usize = 1_000_000;
 
-#[derive(Debug, Default)]
+/// Buckets by name, each stored with the hash that also picked its shard: one hash per
+/// decision.
+#[derive(Default)]
 struct Shard {
-    tats: HashMap<Box<str>, u64>,
+    tats: HashTable<Bucket>,
+}
+
+struct Bucket {
+    hash: u64,
+    key: Box<str>,
+    tat: u64,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("buckets", &self.tats.len())
+            .finish()
+    }
+}
+
+impl Shard {
+    fn get(&self, hash: u64, key: &str) -> Option<u64> {
+        self.tats.find(hash, |b| &*b.key == key).map(|b| b.tat)
+    }
 }
 
 /// In-process buckets.
@@ -39,48 +61,62 @@ impl LocalBuckets {
         }
     }
 
-    fn shard(&self, key: &str) -> std::sync::MutexGuard<'_, Shard> {
+    fn shard(&self, key: &str) -> (u64, std::sync::MutexGuard<'_, Shard>) {
         let hash = self.hasher.hash_one(key);
-        // The shard count is a power of two.
+        // The shard count is a power of two; the table uses the hash's high bits.
         let index = (hash as usize) & (self.shards.len() - 1);
         // A poisoned shard only means a panic elsewhere while it was held; the map is
         // still consistent (every update is a single insert or remove).
-        self.shards[index]
+        let guard = self.shards[index]
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (hash, guard)
     }
 
     /// Takes one request from `key`'s bucket at `now`.
     pub fn take(&self, key: &str, limit: &Gcra, now: u64) -> Outcome {
-        let mut shard = self.shard(key);
-        let tat = shard.tats.get(key).copied();
-        let (outcome, next) = limit.take(tat, now);
-        if let Some(next) = next {
-            match shard.tats.get_mut(key) {
-                Some(slot) => *slot = next,
-                None => {
+        let (hash, mut shard) = self.shard(key);
+        match shard.tats.find_mut(hash, |b| &*b.key == key) {
+            Some(bucket) => {
+                let (outcome, next) = limit.take(Some(bucket.tat), now);
+                if let Some(next) = next {
+                    bucket.tat = next;
+                }
+                outcome
+            }
+            None => {
+                let (outcome, next) = limit.take(None, now);
+                if let Some(tat) = next {
                     if shard.tats.len() >= self.per_shard {
                         evict(&mut shard.tats, self.per_shard, now);
                     }
-                    shard.tats.insert(key.into(), next);
+                    shard.tats.insert_unique(
+                        hash,
+                        Bucket {
+                            hash,
+                            key: key.into(),
+                            tat,
+                        },
+                        |b| b.hash,
+                    );
                 }
+                outcome
             }
         }
-        outcome
     }
 
     /// Gives back one request taken from `key`'s bucket.
     pub fn refund(&self, key: &str, limit: &Gcra) {
-        let mut shard = self.shard(key);
-        if let Some(tat) = shard.tats.get_mut(key) {
-            *tat = limit.refund(*tat);
+        let (hash, mut shard) = self.shard(key);
+        if let Some(bucket) = shard.tats.find_mut(hash, |b| &*b.key == key) {
+            bucket.tat = limit.refund(bucket.tat);
         }
     }
 
     /// The state of `key`'s bucket, without taking anything.
     pub fn peek(&self, key: &str, limit: &Gcra, now: u64) -> Outcome {
-        let tat = self.shard(key).tats.get(key).copied();
-        limit.peek(tat, now)
+        let (hash, shard) = self.shard(key);
+        limit.peek(shard.get(hash, key), now)
     }
 
     /// Buckets held now.
@@ -97,16 +133,16 @@ impl LocalBuckets {
     }
 }
 
-fn evict(tats: &mut HashMap<Box<str>, u64>, room: usize, now: u64) {
-    tats.retain(|_, tat| *tat > now);
+fn evict(tats: &mut HashTable<Bucket>, room: usize, now: u64) {
+    tats.retain(|b| b.tat > now);
     let target = room - room / 4;
     if tats.len() >= target.max(1) {
-        let mut owed: Vec<u64> = tats.values().copied().collect();
+        let mut owed: Vec<u64> = tats.iter().map(|b| b.tat).collect();
         let last = owed.len() - 1;
         let drop = (tats.len() + 1 - target.max(1)).min(last);
         owed.select_nth_unstable(drop);
         let cut = owed[drop];
-        tats.retain(|_, tat| *tat > cut);
+        tats.retain(|b| b.tat > cut);
     }
 }
 
