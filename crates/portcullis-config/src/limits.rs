@@ -294,6 +294,63 @@ fn unique_name(base: String, taken: &[String]) -> String {
         .unwrap_or(base)
 }
 
+/// Paths and checks shared by a route's `limit`, `quota` and `concurrency` tables.
+struct RouteTables<'a> {
+    index: usize,
+    public: bool,
+    errors: &'a mut Errors,
+}
+
+impl RouteTables<'_> {
+    /// `route[N].what` for a single table, `route[N].what[i]` in an array of several.
+    fn path(&self, what: &str, i: usize, many: bool) -> String {
+        if many {
+            format!("route[{}].{what}[{i}]", self.index)
+        } else {
+            format!("route[{}].{what}", self.index)
+        }
+    }
+
+    /// The bucket key and mode of the table at `at`.
+    fn key_and_mode(
+        &mut self,
+        by: Option<&str>,
+        mode: Option<&str>,
+        default_by: &str,
+        at: &str,
+    ) -> (LimitKey, FilterMode) {
+        let by = parse_by(by, default_by, &format!("{at}.by"), self.errors);
+        if self.public && by.needs_caller() {
+            self.errors.push(
+                format!("{at}.by"),
+                format!(
+                    "\"{}\" needs an authenticated caller, and this route is public (auth = [\"none\"]): use \"ip\", \"route\" or \"header:NAME\"",
+                    by.as_str()
+                ),
+            );
+        }
+        (by, parse_mode(mode, &format!("{at}.mode"), self.errors))
+    }
+
+    /// The tables of a one-or-many value with their paths; an empty array is an error.
+    fn each<'s, T>(&mut self, what: &str, value: Option<&'s OneOrMany<T>>) -> Vec<(String, &'s T)> {
+        let Some(OneOrMany(list)) = value else {
+            return Vec::new();
+        };
+        if list.is_empty() {
+            self.errors.push(
+                format!("route[{}].{what}", self.index),
+                format!("an empty list: remove `{what}` or give it a table"),
+            );
+        }
+        let many = list.len() > 1;
+        list.iter()
+            .enumerate()
+            .map(|(i, table)| (self.path(what, i, many), table))
+            .collect()
+    }
+}
+
 /// Compiles a route's `limit`, `quota` and `concurrency`; `public` routes have no caller to
 /// key buckets by.
 pub(crate) fn compile_route_limits(
@@ -308,121 +365,86 @@ pub(crate) fn compile_route_limits(
     // Authenticated routes limit each caller; public ones each client address.
     let default_by = if public { "ip" } else { "identity" };
     let mut names: Vec<String> = Vec::new();
-    let by_path = |what: &str, i: usize, many: bool| {
-        if many {
-            format!("route[{index}].{what}[{i}]")
-        } else {
-            format!("route[{index}].{what}")
-        }
+    let mut tables = RouteTables {
+        index,
+        public,
+        errors,
     };
-    let check_caller = |by: &LimitKey, path: String, errors: &mut Errors| {
-        if public && by.needs_caller() {
-            errors.push(
-                path,
-                format!(
-                    "\"{}\" needs an authenticated caller, and this route is public (auth = [\"none\"]): use \"ip\", \"route\" or \"header:NAME\"",
-                    by.as_str()
-                ),
-            );
-        }
-    };
-    if let Some(OneOrMany(list)) = limit {
-        let many = list.len() > 1;
-        if list.is_empty() {
-            errors.push(
-                format!("route[{index}].limit"),
-                "an empty list limits nothing",
-            );
-        }
-        for (i, section) in list.iter().enumerate() {
-            let at = by_path("limit", i, many);
-            let by = parse_by(
-                section.by.as_deref(),
-                default_by,
-                &format!("{at}.by"),
-                errors,
-            );
-            check_caller(&by, format!("{at}.by"), errors);
-            let mode = parse_mode(section.mode.as_deref(), &format!("{at}.mode"), errors);
-            if let Some(rate) = parse_rate(section.rate.as_deref(), &format!("{at}.rate"), errors) {
-                let burst = parse_burst(section.burst, rate, &format!("{at}.burst"), errors);
-                let name = unique_name(format!("{}-{}{}", by.as_str(), 1, rate_unit(rate)), &names);
-                names.push(name.clone());
-                out.limits.push(LimitRule {
-                    name,
-                    rate,
-                    burst,
-                    by,
-                    mode,
-                });
-            }
+    for (at, section) in tables.each("limit", limit) {
+        let (by, mode) = tables.key_and_mode(
+            section.by.as_deref(),
+            section.mode.as_deref(),
+            default_by,
+            &at,
+        );
+        let errors = &mut *tables.errors;
+        if let Some(rate) = parse_rate(section.rate.as_deref(), &format!("{at}.rate"), errors) {
+            let burst = parse_burst(section.burst, rate, &format!("{at}.burst"), errors);
+            let name = unique_name(format!("{}-1{}", by.as_str(), rate.unit()), &names);
+            names.push(name.clone());
+            out.limits.push(LimitRule {
+                name,
+                rate,
+                burst,
+                by,
+                mode,
+            });
         }
     }
-    if let Some(OneOrMany(list)) = quota {
-        let many = list.len() > 1;
-        for (i, section) in list.iter().enumerate() {
-            let at = by_path("quota", i, many);
-            let by = parse_by(
-                section.by.as_deref(),
-                default_by,
-                &format!("{at}.by"),
-                errors,
-            );
-            check_caller(&by, format!("{at}.by"), errors);
-            let mode = parse_mode(section.mode.as_deref(), &format!("{at}.mode"), errors);
-            let requests = match section.requests.map(u64::try_from) {
-                Some(Ok(n)) if n >= 1 => Some(n),
-                Some(_) => {
-                    errors.push(format!("{at}.requests"), "must be at least 1");
-                    None
-                }
-                None => {
-                    errors.push(format!("{at}.requests"), "missing: requests per period");
-                    None
-                }
-            };
-            let period = match section.per.as_deref().map(str::parse::<QuotaPeriod>) {
-                Some(Ok(period)) => Some(period),
-                Some(Err(err)) => {
-                    errors.push(format!("{at}.per"), err.to_string());
-                    None
-                }
-                None => {
-                    errors.push(format!("{at}.per"), "missing: \"day\" or \"month\"");
-                    None
-                }
-            };
-            if let (Some(requests), Some(period)) = (requests, period) {
-                let name = unique_name(format!("{}-{}", by.as_str(), period.as_str()), &names);
-                names.push(name.clone());
-                out.quotas.push(QuotaRule {
-                    name,
-                    quota: Quota { requests, period },
-                    by,
-                    mode,
-                });
+    for (at, section) in tables.each("quota", quota) {
+        let (by, mode) = tables.key_and_mode(
+            section.by.as_deref(),
+            section.mode.as_deref(),
+            default_by,
+            &at,
+        );
+        let errors = &mut *tables.errors;
+        let requests = match section.requests.map(u64::try_from) {
+            Some(Ok(n)) if n >= 1 => Some(n),
+            Some(_) => {
+                errors.push(format!("{at}.requests"), "must be at least 1");
+                None
             }
+            None => {
+                errors.push(format!("{at}.requests"), "missing: requests per period");
+                None
+            }
+        };
+        let period = match section.per.as_deref().map(str::parse::<QuotaPeriod>) {
+            Some(Ok(period)) => Some(period),
+            Some(Err(err)) => {
+                errors.push(format!("{at}.per"), err.to_string());
+                None
+            }
+            None => {
+                errors.push(format!("{at}.per"), "missing: \"day\" or \"month\"");
+                None
+            }
+        };
+        if let (Some(requests), Some(period)) = (requests, period) {
+            let name = unique_name(format!("{}-{}", by.as_str(), period.as_str()), &names);
+            names.push(name.clone());
+            out.quotas.push(QuotaRule {
+                name,
+                quota: Quota { requests, period },
+                by,
+                mode,
+            });
         }
     }
     if let Some(section) = concurrency {
-        let at = format!("route[{index}].concurrency");
-        let by = parse_by(section.by.as_deref(), "route", &format!("{at}.by"), errors);
-        check_caller(&by, format!("{at}.by"), errors);
-        let mode = parse_mode(section.mode.as_deref(), &format!("{at}.mode"), errors);
+        let at = tables.path("concurrency", 0, false);
+        let (by, mode) =
+            tables.key_and_mode(section.by.as_deref(), section.mode.as_deref(), "route", &at);
         match section.max.map(u32::try_from) {
             Some(Ok(max)) if max >= 1 => out.concurrency = Some(ConcurrencyRule { max, by, mode }),
-            Some(_) => errors.push(format!("{at}.max"), "must be between 1 and 4294967295"),
-            None => errors.push(format!("{at}.max"), "missing: most requests in flight"),
+            Some(_) => tables
+                .errors
+                .push(format!("{at}.max"), "must be between 1 and 4294967295"),
+            None => tables
+                .errors
+                .push(format!("{at}.max"), "missing: most requests in flight"),
         }
     }
     out
-}
-
-fn rate_unit(rate: Rate) -> &'static str {
-    match rate.period.as_secs() {
-        1 => "s",
-        60 => "m",
-        3600 => "h",
-        _ => "d",
-    }
 }

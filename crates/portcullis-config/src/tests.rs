@@ -257,3 +257,14 @@ fn bad_limits_are_reported_with_their_paths() {
         );
     }
 }
+
+#[test]
+fn empty_limit_lists_are_refused() {
+    let errors = errors_of(&format!("{MINIMAL}limit = []\nquota = []\n")).join("\n");
+    for expected in [
+        "route[0].limit: an empty list: remove `limit` or give it a table",
+        "route[0].quota: an empty list: remove `quota` or give it a table",
+    ] {
+        assert!(errors.contains(expected), "missing {expected:?} in:\n{errors}");
+    }
+}

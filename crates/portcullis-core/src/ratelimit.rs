@@ -93,7 +93,7 @@ pub struct LimitCtx {
     pub permits: Vec<Permit>,
     /// How the phase ended; `None` when the route has no limit.
     pub outcome: Option<LimitOutcome>,
-    /// Whether a shared backend was bypassed for this request.
+    /// Who made the last rate-limit decision (the backend, or its fallback).
     pub served: Option<Served>,
 }
 
@@ -144,6 +144,11 @@ impl<'a> Item<'a> {
 /// Seconds, rounded up (a client that waits this long is never early).
 fn ceil_secs(duration: Duration) -> u64 {
     duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
+}
+
+/// A `Retry-After` value: the wait in seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    ceil_secs(wait).max(1)
 }
 
 impl RateLimitFilter {
@@ -220,7 +225,8 @@ impl RateLimitFilter {
         }
     }
 
-    /// The bucket name of `by` for this request, after `prefix`.
+    /// The name of the bucket that limit `index` of `kind` (`l` limit, `q` quota, `c`
+    /// in-flight) keyed `by` uses for this request.
     fn bucket(
         &self,
         kind: &str,
@@ -229,19 +235,18 @@ impl RateLimitFilter {
         ctx: &RequestCtx,
         head: &Parts,
     ) -> String {
-        let mut key = String::with_capacity(self.route.len() + 48);
-        let principal = ctx.principal.as_deref();
-        if let Some(p) = principal {
+        if let Some(p) = ctx.principal.as_deref() {
             if let Some(bucket) =
                 caller_bucket(&self.route, kind, index, by, &p.identity, &p.key_id)
             {
                 return bucket;
             }
         }
+        let mut key = String::with_capacity(self.route.len() + 48);
         push_prefix(&mut key, &self.route, kind, index);
-        match (by, principal) {
-            (LimitKey::Route, _) => key.push('*'),
-            (LimitKey::Header(name), _) => match head.headers.get(name) {
+        match by {
+            LimitKey::Route => key.push('*'),
+            LimitKey::Header(name) => match head.headers.get(name) {
                 Some(value) if value.len() <= 128 => {
                     key.push_str("h:");
                     key.push_str(&String::from_utf8_lossy(value.as_bytes()));
@@ -257,9 +262,7 @@ impl RateLimitFilter {
             },
             // Identity and key limits are refused on public routes by the config; should a
             // request reach one without a caller, it shares its address's bucket.
-            (LimitKey::Ip | LimitKey::Identity | LimitKey::Key, _) => {
-                push_ip(&mut key, ctx.client_ip);
-            }
+            LimitKey::Ip | LimitKey::Identity | LimitKey::Key => push_ip(&mut key, ctx.client_ip),
         }
         key
     }
@@ -285,17 +288,14 @@ impl RateLimitFilter {
                 None if rule.mode == FilterMode::Monitor => monitored = true,
                 None => {
                     ctx.limits.outcome = Some(LimitOutcome::Limited);
-                    return Verdict::Reject(
-                        Rejection::new(
-                            StatusCode::TOO_MANY_REQUESTS,
-                            "too_many_concurrent_requests",
-                            format!(
-                                "at most {} requests may be in flight at once; retry when one completes",
-                                rule.max
-                            ),
-                        )
-                        .with_header(RETRY_AFTER, HeaderValue::from_static("1")),
-                    );
+                    return Verdict::Reject(Rejection::too_many_requests(
+                        "too_many_concurrent_requests",
+                        format!(
+                            "at most {} requests may be in flight at once; retry when one completes",
+                            rule.max
+                        ),
+                        Duration::from_secs(1),
+                    ));
                 }
             }
         }
@@ -340,14 +340,8 @@ impl RateLimitFilter {
                 monitored = true;
                 continue;
             }
-            let wait = ceil_secs(outcome.retry_after).max(1);
             refusal = Some((
-                Rejection::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "rate_limited",
-                    format!("too many requests; retry after {wait} s"),
-                )
-                .with_header(RETRY_AFTER, HeaderValue::from(wait)),
+                Rejection::rate_limited(outcome.retry_after),
                 LimitOutcome::Limited,
             ));
             break;
@@ -365,11 +359,10 @@ impl RateLimitFilter {
                 let quota = quota_for(rule, principal.as_deref().and_then(|p| p.quota_override));
                 let key = self.bucket("q", *index, &rule.by, ctx, head);
                 let outcome = self.state.quotas.take(&key, &quota, unix_ms);
-                let (start, end) = portcullis_limit::window(quota.period, unix_ms);
                 items.push(Item {
                     name: &rule.name,
                     quota: quota.requests,
-                    window_secs: u64::try_from((end - start) / 1000).unwrap_or(0),
+                    window_secs: outcome.window.as_secs(),
                     remaining: outcome.remaining,
                     reset: outcome.reset,
                 });
@@ -381,18 +374,17 @@ impl RateLimitFilter {
                     monitored = true;
                     continue;
                 }
-                let wait = ceil_secs(outcome.reset).max(1);
                 refusal = Some((
-                    Rejection::new(
-                        StatusCode::TOO_MANY_REQUESTS,
+                    Rejection::too_many_requests(
                         "quota_exceeded",
                         format!(
-                            "the {} quota of {} requests is used up; it renews in {wait} s",
+                            "the {} quota of {} requests is used up; it renews in {} s",
                             quota.period.as_str(),
-                            quota.requests
+                            quota.requests,
+                            retry_after_secs(outcome.reset)
                         ),
-                    )
-                    .with_header(RETRY_AFTER, HeaderValue::from(wait)),
+                        outcome.reset,
+                    ),
                     LimitOutcome::Limited,
                 ));
                 break;
@@ -416,7 +408,7 @@ impl RateLimitFilter {
             Some((mut rejection, outcome)) => {
                 // Refused requests are never counted.
                 for (key, gcra, served, item) in &taken {
-                    self.state.limiter.refund(key, gcra, *served).await;
+                    self.state.limiter.refund(key, gcra, *served);
                     items[*item].remaining = (items[*item].remaining + 1).min(gcra.burst);
                 }
                 for (key, quota, item) in &counted {

@@ -103,6 +103,29 @@ impl Rejection {
         )
     }
 
+    /// 429 with `Retry-After`: `wait` in seconds, rounded up (a client that waits that long
+    /// is never early), at least 1.
+    pub fn too_many_requests(
+        code: &'static str,
+        message: impl Into<Cow<'static, str>>,
+        wait: std::time::Duration,
+    ) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, code, message).with_header(
+            http::header::RETRY_AFTER,
+            HeaderValue::from(crate::ratelimit::retry_after_secs(wait)),
+        )
+    }
+
+    /// 429 `rate_limited`: a rate limit refused the request; retry after `wait`.
+    pub fn rate_limited(wait: std::time::Duration) -> Self {
+        let secs = crate::ratelimit::retry_after_secs(wait);
+        Self::too_many_requests(
+            "rate_limited",
+            format!("too many requests; retry after {secs} s"),
+            wait,
+        )
+    }
+
     /// 403 for an admission refusal.
     pub fn forbidden(code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, message)

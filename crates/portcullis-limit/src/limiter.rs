@@ -182,7 +182,7 @@ impl Limiter {
 
     /// Gives back a request taken by [`Limiter::take`] (when a later limit refused it).
     /// A Redis refund runs in a background task: this never waits for Redis.
-    pub async fn refund(&self, key: &str, limit: &Gcra, served: Served) {
+    pub fn refund(&self, key: &str, limit: &Gcra, served: Served) {
         match served {
             Served::Local | Served::FallbackLocal => self.local.refund(key, limit),
             Served::Redis => match &self.backend {

@@ -15,6 +15,11 @@ use crate::rate::{Quota, QuotaPeriod};
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How long a counter whose period is not known here (one restored or read back from the
+/// store) is kept at most: longer than any month. It only bounds when the counter is
+/// forgotten, never what it allows.
+const LONGEST_WINDOW_MS: i64 = 32 * DAY_MS;
+
 /// The calendar window containing `unix_ms`: `(start, end)` in Unix milliseconds, UTC.
 pub fn window(period: QuotaPeriod, unix_ms: i64) -> (i64, i64) {
     match period {
@@ -70,6 +75,8 @@ pub struct QuotaOutcome {
     pub remaining: u64,
     /// Time until the window ends.
     pub reset: Duration,
+    /// Length of the window (a day, or this month).
+    pub window: Duration,
 }
 
 /// Counts of one bucket in one window, to be added to the store.
@@ -126,6 +133,7 @@ impl QuotaCounters {
     pub fn take(&self, bucket: &str, quota: &Quota, unix_ms: i64) -> QuotaOutcome {
         let (start, end) = window(quota.period, unix_ms);
         let reset = Duration::from_millis(u64::try_from(end - unix_ms).unwrap_or(0));
+        let length = Duration::from_millis(u64::try_from(end - start).unwrap_or(0));
         let mut shard = self.shard(bucket);
         let count = shard
             .entry((bucket.into(), start))
@@ -139,6 +147,7 @@ impl QuotaCounters {
                 allowed: false,
                 remaining: 0,
                 reset,
+                window: length,
             };
         }
         count.pending += 1;
@@ -146,6 +155,7 @@ impl QuotaCounters {
             allowed: true,
             remaining: quota.requests - used - 1,
             reset,
+            window: length,
         }
     }
 
@@ -194,13 +204,13 @@ impl QuotaCounters {
     }
 
     /// Puts back counts whose write failed, to go with the next batch.
-    pub fn restore(&self, deltas: &[QuotaDelta], quotas_end: impl Fn(i64) -> i64) {
+    pub fn restore(&self, deltas: &[QuotaDelta]) {
         for delta in deltas {
             let mut shard = self.shard(&delta.bucket);
             let count = shard
                 .entry((delta.bucket.as_str().into(), delta.window_start))
                 .or_insert_with(|| Count {
-                    window_end: quotas_end(delta.window_start),
+                    window_end: delta.window_start + LONGEST_WINDOW_MS,
                     ..Count::default()
                 });
             count.stored = count.stored.saturating_sub(delta.delta);
@@ -208,14 +218,13 @@ impl QuotaCounters {
         }
     }
 
-    /// Takes the store's totals (which include other gateways' counts) for windows that end
-    /// at `window_end`.
-    pub fn settle(&self, bucket: &str, window_start: i64, window_end: i64, used: u64) {
+    /// Takes the store's total for a window (which includes other gateways' counts).
+    pub fn settle(&self, bucket: &str, window_start: i64, used: u64) {
         let mut shard = self.shard(bucket);
         let count = shard
             .entry((bucket.into(), window_start))
             .or_insert_with(|| Count {
-                window_end,
+                window_end: window_start + LONGEST_WINDOW_MS,
                 ..Count::default()
             });
         count.stored = count.stored.max(used);
@@ -262,6 +271,7 @@ mod tests {
         let refused = counters.take("k", &quota, NOV_22_LAST_MS);
         assert!(!refused.allowed);
         assert_eq!(refused.reset, Duration::from_millis(1));
+        assert_eq!(refused.window, Duration::from_secs(86_400));
         // One millisecond later it is a new day.
         assert!(counters.take("k", &quota, NOV_22_LAST_MS + 1).allowed);
     }
@@ -277,11 +287,11 @@ mod tests {
         assert_eq!(batch[0].delta, 1);
         assert_eq!(counters.used("k", &quota, now), 1);
         assert!(counters.drain(now).is_empty());
-        counters.restore(&batch, |start| start + DAY_MS);
+        counters.restore(&batch);
         assert_eq!(counters.drain(now)[0].delta, 1);
         // Another gateway used one more: the store's total wins.
         let (start, end) = window(QuotaPeriod::Day, now);
-        counters.settle("k", start, end, 2);
+        counters.settle("k", start, 2);
         assert!(!counters.take("k", &quota, now).allowed);
         // Ended windows are forgotten.
         counters.drain(end);

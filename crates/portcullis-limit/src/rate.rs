@@ -23,7 +23,7 @@ impl Rate {
     pub const MAX_COUNT: u64 = 1_000_000_000;
 
     /// The period's unit as written back (`s`, `m`, `h`, `d`).
-    fn unit(&self) -> &'static str {
+    pub fn unit(&self) -> &'static str {
         match self.period.as_secs() {
             1 => "s",
             60 => "m",

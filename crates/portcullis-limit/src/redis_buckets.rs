@@ -13,11 +13,11 @@
 //! one background probe (at most one per [`PROBE_INTERVAL`]) and does not wait for it; the
 //! first probe Redis answers ends the fallback.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, ThreadId};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
@@ -29,6 +29,14 @@ use crate::gcra::{Gcra, Outcome};
 use crate::limiter::{FallbackMode, LimiterError};
 
 const SCRIPT: &str = include_str!("gcra.lua");
+
+/// Ids of [`RedisBuckets`], for the threads' [`SLOTS`].
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// This thread's connection to each Redis backend, with the generation it was opened in.
+    static SLOTS: RefCell<HashMap<u64, (u64, Slot)>> = RefCell::new(HashMap::new());
+}
 
 /// Least time between two probes of a failing Redis (more when the timeout is longer).
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -126,7 +134,11 @@ pub(crate) struct RedisBuckets {
     fallback: FallbackMode,
     key_prefix: String,
     use_redis_time: bool,
-    connections: Mutex<HashMap<ThreadId, Slot>>,
+    /// Tells this backend's connections apart in the threads' [`SLOTS`].
+    id: u64,
+    /// Bumped when the fallback starts: every thread's connection from before is dropped on
+    /// its next use.
+    generation: AtomicU64,
     in_fallback: AtomicBool,
     errors: AtomicU64,
     started: Instant,
@@ -170,7 +182,8 @@ impl RedisBuckets {
             fallback: config.fallback,
             key_prefix: config.key_prefix,
             use_redis_time: config.use_redis_time,
-            connections: Mutex::new(HashMap::new()),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
             in_fallback: AtomicBool::new(false),
             errors: AtomicU64::new(0),
             started: Instant::now(),
@@ -244,7 +257,7 @@ impl RedisBuckets {
             self.errors.fetch_add(1, Ordering::Relaxed);
             return Err(Failure::NoRuntime);
         }
-        let (thread, slot) = self.slot();
+        let slot = self.slot();
         let now_us = if self.use_redis_time {
             String::new()
         } else {
@@ -270,8 +283,8 @@ impl RedisBuckets {
         .await;
         match answer {
             Ok(Ok(reply)) => Ok(outcome(reply)),
-            Ok(Err(error)) => Err(self.failed(thread, &slot, Failure::Redis(error))),
-            Err(_) => Err(self.failed(thread, &slot, Failure::Timeout(self.timeout))),
+            Ok(Err(error)) => Err(self.failed(&slot, Failure::Redis(error))),
+            Err(_) => Err(self.failed(&slot, Failure::Timeout(self.timeout))),
         }
     }
 
@@ -283,31 +296,35 @@ impl RedisBuckets {
             .get_multiplexed_async_connection_with_config(&self.connection_config)
     }
 
-    /// This thread's connection slot.
-    fn slot(&self) -> (ThreadId, Slot) {
-        let thread = thread::current().id();
-        let slot = Arc::clone(self.connections().entry(thread).or_default());
-        (thread, slot)
-    }
-
-    fn connections(&self) -> MutexGuard<'_, HashMap<ThreadId, Slot>> {
-        // The map stays consistent through a panic elsewhere: every update is one call.
-        self.connections
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// This thread's connection slot: thread-local, so a decision takes no lock shared
+    /// with the other workers. A slot from before the last fallback is replaced.
+    fn slot(&self) -> Slot {
+        let generation = self.generation.load(Ordering::Acquire);
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            let entry = slots
+                .entry(self.id)
+                .or_insert_with(|| (generation, Slot::default()));
+            if entry.0 != generation {
+                *entry = (generation, Slot::default());
+            }
+            Arc::clone(&entry.1)
+        })
     }
 
     /// Counts a failure and drops the connection it happened on, unless another request
     /// already replaced it.
-    fn failed(&self, thread: ThreadId, slot: &Slot, failure: Failure) -> Failure {
+    fn failed(&self, slot: &Slot, failure: Failure) -> Failure {
         self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut connections = self.connections();
-        if connections
-            .get(&thread)
-            .is_some_and(|current| Arc::ptr_eq(current, slot))
-        {
-            connections.remove(&thread);
-        }
+        SLOTS.with(|slots| {
+            let mut slots = slots.borrow_mut();
+            if slots
+                .get(&self.id)
+                .is_some_and(|(_, current)| Arc::ptr_eq(current, slot))
+            {
+                slots.remove(&self.id);
+            }
+        });
         failure
     }
 
@@ -328,7 +345,7 @@ impl RedisBuckets {
             // A failure on one thread's connection usually means all of them are broken
             // (Redis restarted): drop them all rather than fail once more per thread after
             // the recovery.
-            self.connections().clear();
+            self.generation.fetch_add(1, Ordering::AcqRel);
             tracing::warn!(
                 backend = %self.shown_url,
                 error = %failure,
@@ -364,7 +381,7 @@ impl RedisBuckets {
 
     /// PINGs Redis on a fresh connection of this thread; ends the fallback when it answers.
     async fn probe(&self) {
-        let (thread, slot) = self.slot();
+        let slot = self.slot();
         let answer = tokio::time::timeout(self.timeout, async {
             let mut connection = slot.get_or_try_init(|| self.connect()).await?.clone();
             redis::cmd("PING")
@@ -389,7 +406,7 @@ impl RedisBuckets {
             Ok(Err(error)) => Failure::Redis(error),
             Err(_) => Failure::Timeout(self.timeout),
         };
-        let failure = self.failed(thread, &slot, failure);
+        let failure = self.failed(&slot, failure);
         tracing::debug!(backend = %self.shown_url, error = %failure, "rate-limit backend probe failed");
     }
 

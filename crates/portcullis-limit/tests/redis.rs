@@ -335,7 +335,7 @@ async fn refund_gives_back_one_request_in_the_background() {
         assert!(limiter.take("k", &limit).await.outcome.allowed);
     }
     assert!(!limiter.take("k", &limit).await.outcome.allowed);
-    limiter.refund("k", &limit, Served::Redis).await;
+    limiter.refund("k", &limit, Served::Redis);
     // The refund runs in a spawned task: wait for the bucket to move back one interval.
     let key = format!("{prefix}k");
     let expected = EPOCH_2023 / 1_000 + 60_000_000;
@@ -358,7 +358,7 @@ async fn refund_gives_back_one_request_in_the_background() {
     assert!(!limiter.take("k", &limit).await.outcome.allowed);
 
     // Refunding an untouched bucket leaves no key behind.
-    limiter.refund("untouched", &limit, Served::Redis).await;
+    limiter.refund("untouched", &limit, Served::Redis);
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(pttl(&mut direct, &format!("{prefix}untouched")).await, -2);
     assert_eq!(limiter.backend_errors(), 0);

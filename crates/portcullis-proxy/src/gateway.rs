@@ -138,12 +138,7 @@ impl Snapshot {
 /// Checks everything `serve` would check before starting, without starting anything.
 pub fn check(config: Config) -> Result<Snapshot, ConfigErrors> {
     let none: Arc<dyn CredentialLookup> = Arc::new(NoCredentials);
-    let limits = build_limits(&config.limits).map_err(|message| {
-        ConfigErrors(vec![ConfigError {
-            path: "limits.backend".into(),
-            message,
-        }])
-    })?;
+    let limits = build_limits(&config.limits)?;
     Snapshot::build(config, AccessLog::off(), &Metrics::new(), &none, &limits)
 }
 
@@ -197,12 +192,7 @@ impl Gateway {
         config_path: Option<PathBuf>,
         credentials: Arc<dyn CredentialLookup>,
     ) -> Result<Arc<Gateway>, ConfigErrors> {
-        let limits = build_limits(&config.limits).map_err(|message| {
-            ConfigErrors(vec![ConfigError {
-                path: "limits.backend".into(),
-                message,
-            }])
-        })?;
+        let limits = build_limits(&config.limits)?;
         let mut metrics = Metrics::new();
         register_limiter(&mut metrics, &limits);
         let metrics = Arc::new(metrics);
@@ -418,7 +408,7 @@ fn restart_needed(path: &str) -> ConfigError {
 
 /// The limiter `[limits]` asks for. Nothing connects here: a Redis backend connects on first
 /// use, and a Redis that is down at start is a fallback like any other failure.
-pub fn build_limits(limits: &Limits) -> Result<Arc<LimitState>, String> {
+pub fn build_limits(limits: &Limits) -> Result<Arc<LimitState>, ConfigErrors> {
     let clock: Arc<dyn portcullis_limit::Clock> = Arc::new(portcullis_limit::SystemClock::new());
     let limiter = match &limits.backend {
         LimitBackend::Local => Limiter::local(limits.max_buckets, clock),
@@ -426,7 +416,12 @@ pub fn build_limits(limits: &Limits) -> Result<Arc<LimitState>, String> {
             let mut redis = portcullis_limit::RedisConfig::new(url.expose().clone());
             redis.timeout = limits.timeout;
             redis.fallback = limits.on_backend_error;
-            Limiter::redis(redis, limits.max_buckets, clock).map_err(|err| err.to_string())?
+            Limiter::redis(redis, limits.max_buckets, clock).map_err(|err| {
+                ConfigErrors(vec![ConfigError {
+                    path: "limits.backend".into(),
+                    message: err.to_string(),
+                }])
+            })?
         }
     };
     Ok(Arc::new(LimitState::new(limiter)))

@@ -39,8 +39,9 @@ pub struct ConnInfo {
     /// HTTP/1: whether the request head being handled carried `Content-Length` (which the
     /// HTTP parser drops when `Transfer-Encoding` is present too).
     pub content_length_in_head: Arc<std::sync::atomic::AtomicBool>,
-    /// The listener's address (global limits are per listener).
-    pub local: Arc<str>,
+    /// The bucket of `limits.global` for the listener the connection arrived on (global
+    /// limits are per listener), named once per connection.
+    pub global_bucket: Arc<str>,
     /// The peer has more connections open than `limits.max_connections_per_ip`: every
     /// request on this connection is answered 429 and the connection closed.
     pub over_connection_cap: bool,
@@ -54,7 +55,7 @@ impl ConnInfo {
             tls,
             forwarding: Arc::new(headers::Forwarding::new(peer.ip(), tls)),
             content_length_in_head: Arc::new(std::sync::atomic::AtomicBool::new(false)),
-            local: Arc::from(""),
+            global_bucket: Arc::from("global|"),
             over_connection_cap: false,
         }
     }
@@ -62,7 +63,7 @@ impl ConnInfo {
     /// The listener the connection arrived on.
     pub fn with_local(mut self, local: Option<SocketAddr>) -> Self {
         if let Some(local) = local {
-            self.local = Arc::from(local.to_string());
+            self.global_bucket = Arc::from(format!("global|{local}"));
         }
         self
     }
@@ -275,29 +276,25 @@ impl Gateway {
     ) -> Result<(usize, Bytes), Rejection> {
         let gateway = &snapshot.config.gateway;
         if conn.over_connection_cap {
-            return Err(Rejection::new(
-                StatusCode::TOO_MANY_REQUESTS,
+            return Err(Rejection::too_many_requests(
                 "too_many_connections",
                 "too many connections from this address; close some and retry",
+                std::time::Duration::from_secs(1),
             )
-            .with_header(header::CONNECTION, HeaderValue::from_static("close"))
-            .with_header(header::RETRY_AFTER, HeaderValue::from_static("1")));
+            .with_header(header::CONNECTION, HeaderValue::from_static("close")));
         }
         if let Some(global) = &snapshot.global_limit {
-            let key = format!("global|{}", conn.local);
-            let decision = self.limits.limiter.take(&key, global).await;
+            let decision = self.limits.limiter.take(&conn.global_bucket, global).await;
             if !decision.outcome.allowed {
-                let wait = decision.outcome.retry_after.as_secs()
-                    + u64::from(decision.outcome.retry_after.subsec_nanos() > 0);
-                return Err(Rejection::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                let wait = decision.outcome.retry_after;
+                return Err(Rejection::too_many_requests(
                     "rate_limited",
                     format!(
                         "the gateway is receiving too many requests; retry after {} s",
-                        wait.max(1)
+                        portcullis_core::ratelimit::retry_after_secs(wait)
                     ),
-                )
-                .with_header(header::RETRY_AFTER, HeaderValue::from(wait.max(1))));
+                    wait,
+                ));
             }
         }
         if head.headers.contains_key(header::TRANSFER_ENCODING)

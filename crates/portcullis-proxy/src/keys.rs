@@ -55,6 +55,12 @@ impl Interner {
     }
 }
 
+/// A stored rate or quota override. The store refuses malformed ones when they are written;
+/// one that does not parse anyway is ignored rather than failing the whole index.
+pub(crate) fn parse_override<T: std::str::FromStr>(text: Option<&str>) -> Option<T> {
+    text.and_then(|t| t.parse().ok())
+}
+
 /// What a key inherits from its identity.
 struct IdentityPart {
     roles: Vec<String>,
@@ -144,14 +150,8 @@ impl KeyIndex {
                         identity.id,
                         IdentityPart {
                             roles: identity.roles,
-                            rate: identity
-                                .rate_limit_override
-                                .as_deref()
-                                .and_then(|r| r.parse().ok()),
-                            quota: identity
-                                .quota_override
-                                .as_deref()
-                                .and_then(|q| q.parse().ok()),
+                            rate: parse_override(identity.rate_limit_override.as_deref()),
+                            quota: parse_override(identity.quota_override.as_deref()),
                         },
                     );
                 }

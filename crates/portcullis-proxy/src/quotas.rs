@@ -13,10 +13,6 @@ use portcullis_core::LimitState;
 use portcullis_limit::{window, QuotaPeriod};
 use portcullis_store::{Store, StoreError, Timestamp};
 
-/// How long a loaded window is kept at most when its period is not known (longer than any
-/// month): it only bounds when the counter is forgotten, never what it allows.
-const LONGEST_WINDOW_MS: i64 = 32 * 86_400_000;
-
 fn now_ms(limits: &LimitState) -> i64 {
     i64::try_from(limits.limiter.clock().now_ns() / 1_000_000).unwrap_or(i64::MAX)
 }
@@ -30,12 +26,9 @@ pub async fn load(limits: &LimitState, store: &Store) -> Result<usize, StoreErro
     let mut loaded = 0;
     for row in rows {
         if row.window_start == month_start || row.window_start >= day_start {
-            limits.quotas.settle(
-                &row.bucket,
-                row.window_start,
-                row.window_start + LONGEST_WINDOW_MS,
-                row.used,
-            );
+            limits
+                .quotas
+                .settle(&row.bucket, row.window_start, row.used);
             loaded += 1;
         }
     }
@@ -53,19 +46,14 @@ pub async fn flush(limits: &LimitState, store: &Store) -> Result<usize, StoreErr
     match store.add_quota_usage(&batch).await {
         Ok(totals) => {
             for (delta, used) in batch.iter().zip(totals) {
-                limits.quotas.settle(
-                    &delta.bucket,
-                    delta.window_start,
-                    delta.window_start + LONGEST_WINDOW_MS,
-                    used,
-                );
+                limits
+                    .quotas
+                    .settle(&delta.bucket, delta.window_start, used);
             }
             Ok(batch.len())
         }
         Err(err) => {
-            limits
-                .quotas
-                .restore(&batch, |start| start + LONGEST_WINDOW_MS);
+            limits.quotas.restore(&batch);
             Err(err)
         }
     }
@@ -98,11 +86,9 @@ pub fn persist(
             if last_prune.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
                 last_prune = Some(std::time::Instant::now());
                 let (month_start, _) = window(QuotaPeriod::Month, now_ms(&limits));
-                // The previous month stays readable for the admin API until the next one.
-                if let Err(err) = store
-                    .prune_quota_usage(month_start - LONGEST_WINDOW_MS)
-                    .await
-                {
+                // The previous month stays in the store until the next one starts.
+                let (previous_month, _) = window(QuotaPeriod::Month, month_start - 1);
+                if let Err(err) = store.prune_quota_usage(previous_month).await {
                     tracing::debug!(error = %err, "pruning old quota windows failed");
                 }
             }
@@ -142,11 +128,9 @@ pub async fn key_report(
 ) -> Result<Vec<QuotaReport>, StoreError> {
     let key = store.get_key(key_id).await?;
     let identity = store.get_identity(&key.identity_id).await?;
-    let caller_override = key
-        .quota_override
-        .as_deref()
-        .or(identity.quota_override.as_deref())
-        .and_then(|q| q.parse().ok());
+    // As the key index resolves it: the key's own override, else its identity's.
+    let caller_override = crate::keys::parse_override(key.quota_override.as_deref())
+        .or_else(|| crate::keys::parse_override(identity.quota_override.as_deref()));
     let quotas =
         portcullis_core::ratelimit::key_quotas(routes, &key.identity_id, &key.id, caller_override);
     let now = Timestamp::now().unix_millis();
