@@ -1,6 +1,8 @@
 //! Layered decoders. Each is a single linear pass; `normalize` applies them in rounds
 //! until the value is stable (bounded), which undoes double and mixed encodings.
 
+use std::borrow::Cow;
+
 /// Most decoding rounds; four layers of nesting is already far beyond real traffic.
 const MAX_ROUNDS: usize = 4;
 
@@ -11,6 +13,14 @@ fn hex_val(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// The code unit spelt by the four hex digits at `b[at..at + 4]`: the `XXXX` of IIS
+/// `%uXXXX` and JavaScript `\uXXXX`.
+fn hex4(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)?
+        .iter()
+        .try_fold(0u32, |acc, &x| Some(acc * 16 + u32::from(hex_val(x)?)))
 }
 
 fn push_char(out: &mut Vec<u8>, c: u32) {
@@ -35,11 +45,7 @@ pub(crate) fn percent_decode(input: &[u8], plus_is_space: bool) -> Vec<u8> {
                 continue;
             }
             if matches!(input.get(i + 1), Some(b'u' | b'U')) {
-                let digits: Option<Vec<u8>> = (2..6)
-                    .map(|k| input.get(i + k).and_then(|&x| hex_val(x)))
-                    .collect();
-                if let Some(d) = digits {
-                    let cp = d.iter().fold(0u32, |acc, &x| acc * 16 + u32::from(x));
+                if let Some(cp) = hex4(input, i + 2) {
                     push_char(&mut out, cp);
                     i += 6;
                     continue;
@@ -56,13 +62,26 @@ pub(crate) fn percent_decode(input: &[u8], plus_is_space: bool) -> Vec<u8> {
     out
 }
 
-/// Turns bytes into text without losing attack signal: valid UTF-8 as is, overlong
-/// encodings (`C0 AE` for `.`) folded to the character they spell, any other invalid
-/// byte mapped to the Latin-1 character of the same value.
-pub(crate) fn bytes_to_text(b: &[u8]) -> String {
-    if let Ok(s) = std::str::from_utf8(b) {
-        return s.to_string();
+/// Turns bytes into text without losing attack signal: valid UTF-8 as is (borrowed),
+/// overlong encodings (`C0 AE` for `.`) folded to the character they spell, any other
+/// invalid byte mapped to the Latin-1 character of the same value.
+pub(crate) fn bytes_to_text(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(lenient_text(b)),
     }
+}
+
+/// [`bytes_to_text`] for bytes a decoder has just produced: valid UTF-8 becomes the
+/// string without a copy.
+fn bytes_into_text(b: Vec<u8>) -> String {
+    match String::from_utf8(b) {
+        Ok(s) => s,
+        Err(e) => lenient_text(e.as_bytes()),
+    }
+}
+
+fn lenient_text(b: &[u8]) -> String {
     let mut out = String::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
@@ -99,7 +118,7 @@ pub(crate) fn url_decode(s: &str, plus_is_space: bool) -> String {
     if !(s.contains('%') || plus_is_space && s.contains('+')) {
         return s.to_string();
     }
-    bytes_to_text(&percent_decode(s.as_bytes(), plus_is_space))
+    bytes_into_text(percent_decode(s.as_bytes(), plus_is_space))
 }
 
 fn named_entity(name: &str) -> Option<&'static str> {
@@ -248,16 +267,10 @@ pub(crate) fn js_unescape(s: &str) -> String {
                             i = j + 1;
                             continue;
                         }
-                    } else {
-                        let digits: Option<Vec<u8>> = (2..6)
-                            .map(|k| b.get(i + k).and_then(|&x| hex_val(x)))
-                            .collect();
-                        if let Some(d) = digits {
-                            let cp = d.iter().fold(0u32, |acc, &x| acc * 16 + u32::from(x));
-                            push_char(&mut out, cp);
-                            i += 6;
-                            continue;
-                        }
+                    } else if let Some(cp) = hex4(b, i + 2) {
+                        push_char(&mut out, cp);
+                        i += 6;
+                        continue;
                     }
                 }
                 Some(b'x' | b'X') => {
@@ -276,7 +289,7 @@ pub(crate) fn js_unescape(s: &str) -> String {
         out.push(b[i]);
         i += 1;
     }
-    bytes_to_text(&out)
+    bytes_into_text(out)
 }
 
 /// Decodes UTF-7 shifted sequences (`+ADw-` is `<`): old IE sniffed UTF-7 pages.

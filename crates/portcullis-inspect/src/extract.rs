@@ -130,7 +130,7 @@ pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
     if let Some(q) = req.query {
         extract_urlencoded(q, "query", &mut sink);
     }
-    let mut content_type: Option<String> = None;
+    let mut content_type = None;
     for (name, value) in req.headers {
         let text = decode::bytes_to_text(value);
         if *name == "content-type" && content_type.is_none() {
@@ -238,10 +238,6 @@ const SKIPPED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
-fn loc_of_header(name: &str) -> String {
-    format!("header.{name}")
-}
-
 fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
     if SKIPPED_HEADERS.contains(&name)
         || name.starts_with("sec-ch-")
@@ -249,7 +245,6 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
     {
         return;
     }
-    let loc = format!("header.{name}");
     if name == "cookie" {
         for pair in value.split(';') {
             let pair = pair.trim();
@@ -279,28 +274,21 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
         }
         return;
     }
+    let loc = format!("header.{name}");
     if name == "user-agent" && benign_user_agent(value) {
         // A product/version list with plain comments: nothing in it can be code, but the
         // product may be an attack tool.
-        sink.push_with(
-            loc_of_header(name),
-            Origin::AgentProduct,
-            value,
-            false,
-            Some(name),
-            false,
-        );
+        sink.push_with(loc, Origin::AgentProduct, value, false, Some(name), false);
         return;
     }
     if matches!(name, "authorization" | "proxy-authorization")
-        && extract_credentials(name, value, sink)
+        && extract_credentials(name, &loc, value, sink)
     {
         return;
     }
     if matches!(name, "referer" | "origin") {
         if let Some(query) = plain_url(value) {
             // The URL itself is inert; only its parameters carry user data.
-            let loc = format!("header.{name}");
             push_referer_params(&loc, name, query, true, sink);
             return;
         }
@@ -510,7 +498,7 @@ fn plain_url(v: &str) -> Option<&str> {
 /// (`kid` lookups, claim values), Basic's `user:password` is text a back end compares;
 /// an opaque token68 carries nothing to judge. Everything stays secret in evidence.
 /// Returns false when the value is not a well-formed credential and must be judged whole.
-fn extract_credentials(name: &str, value: &str, sink: &mut Sink<'_>) -> bool {
+fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_>) -> bool {
     let Some((scheme, token)) = value.trim().split_once(' ') else {
         return false;
     };
@@ -526,13 +514,19 @@ fn extract_credentials(name: &str, value: &str, sink: &mut Sink<'_>) -> bool {
     {
         return false;
     }
-    let loc = format!("header.{name}");
     if scheme.eq_ignore_ascii_case("basic") {
         let Some(bytes) = decode::base64_decode(token) else {
             return false;
         };
         let text = decode::bytes_to_text(&bytes);
-        sink.push_with(loc, Origin::Header, &text, false, Some(name), true);
+        sink.push_with(
+            loc.to_string(),
+            Origin::Header,
+            &text,
+            false,
+            Some(name),
+            true,
+        );
         return true;
     }
     let parts: Vec<&str> = token.split('.').collect();
@@ -552,7 +546,14 @@ fn extract_credentials(name: &str, value: &str, sink: &mut Sink<'_>) -> bool {
     }
     // An opaque token: only a plausible base64 payload could hide something.
     if decode::plausible_base64(token) {
-        sink.push_with(loc, Origin::Header, token, false, Some(name), true);
+        sink.push_with(
+            loc.to_string(),
+            Origin::Header,
+            token,
+            false,
+            Some(name),
+            true,
+        );
     }
     true
 }
@@ -574,7 +575,7 @@ fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_>) {
     let trimmed = text.trim_start();
     if mime == "multipart/form-data" || mime.starts_with("multipart/") {
         if let Some(boundary) = content_type.and_then(|c| header_param(c, "boundary")) {
-            extract_multipart(body, &boundary, sink);
+            extract_multipart(&text, &boundary, sink);
             return;
         }
     }
@@ -753,8 +754,7 @@ fn extract_graphql(q: &str, loc: &str, sink: &mut Sink<'_>) {
     }
 }
 
-fn extract_multipart(body: &[u8], boundary: &str, sink: &mut Sink<'_>) {
-    let text = decode::bytes_to_text(body);
+fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
     let delim = format!("--{boundary}");
     for (n, part) in text.split(delim.as_str()).enumerate().skip(1) {
         if sink.full() || part.starts_with("--") {
@@ -827,28 +827,12 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
     let mut i = 0;
     let mut stack: Vec<String> = Vec::new();
     let mut text_start = 0;
-    let loc_of = |stack: &Vec<String>| {
-        let mut s = String::from("body.xml");
-        for e in stack.iter().take(16) {
-            s.push('/');
-            s.push_str(e);
-        }
-        s
-    };
     while i < b.len() && !sink.full() {
         if b[i] != b'<' {
             i += 1;
             continue;
         }
-        let chunk = &text[text_start..i];
-        if !chunk.trim().is_empty() {
-            sink.push(
-                loc_of(&stack),
-                Origin::XmlText,
-                &decode::html_entities(chunk),
-                false,
-            );
-        }
+        push_xml_text(&text[text_start..i], &stack, sink);
         let rest = &text[i..];
         if rest.starts_with("<!--") {
             let end = rest.find("-->").map_or(b.len(), |p| i + p + 3);
@@ -856,7 +840,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
         } else if rest.starts_with("<![CDATA[") {
             let end = rest.find("]]>").map_or(b.len(), |p| i + p);
             sink.push(
-                loc_of(&stack),
+                xml_location(&stack),
                 Origin::XmlText,
                 &text[i + 9..end.max(i + 9)],
                 false,
@@ -881,7 +865,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
             let end = rest.find("?>").map_or(b.len(), |p| i + p + 2);
             let pi = &text[i..end];
             if !pi.starts_with("<?xml ") && !pi.starts_with("<?xml?") {
-                sink.push(loc_of(&stack), Origin::XmlText, pi, false);
+                sink.push(xml_location(&stack), Origin::XmlText, pi, false);
             }
             i = end;
         } else {
@@ -898,10 +882,12 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 let tag = tag.trim_end_matches('/');
                 let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
                 let name = &tag[..name_end];
-                sink.push(loc_of(&stack), Origin::XmlName, name, false);
-                let mut element_stack = stack.clone();
-                element_stack.push(name.to_string());
-                let eloc = loc_of(&element_stack);
+                sink.push(xml_location(&stack), Origin::XmlName, name, false);
+                let mut eloc = xml_location(&stack);
+                if stack.len() < XML_LOCATION_DEPTH {
+                    eloc.push('/');
+                    eloc.push_str(name);
+                }
                 let attrs = xml_attributes(&tag[name_end..]);
                 if attrs.iter().any(|(n, v)| v.is_empty() && !n.is_empty()) {
                     // Malformed attributes: judge the raw tag text so nothing hides in it.
@@ -913,18 +899,14 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                     );
                 }
                 for (an, av) in attrs {
+                    let aloc = format!("{eloc}@{}", location_key(&an));
                     sink.push(
-                        format!("{eloc}@{}", location_key(&an)),
+                        aloc.clone(),
                         Origin::XmlText,
                         &decode::html_entities(&av),
                         false,
                     );
-                    sink.push(
-                        format!("{eloc}@{}", location_key(&an)),
-                        Origin::XmlName,
-                        &an,
-                        false,
-                    );
+                    sink.push(aloc, Origin::XmlName, &an, false);
                 }
                 if !self_closing && stack.len() < sink.limits.max_depth {
                     stack.push(name.to_string());
@@ -934,15 +916,32 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
         text_start = i;
     }
     if text_start < b.len() {
-        let chunk = &text[text_start..];
-        if !chunk.trim().is_empty() {
-            sink.push(
-                loc_of(&stack),
-                Origin::XmlText,
-                &decode::html_entities(chunk),
-                false,
-            );
-        }
+        push_xml_text(&text[text_start..], &stack, sink);
+    }
+}
+
+/// Most element names an XML location spells out.
+const XML_LOCATION_DEPTH: usize = 16;
+
+/// `body.xml/a/b` for the open elements `stack`.
+fn xml_location(stack: &[String]) -> String {
+    let mut s = String::from("body.xml");
+    for e in stack.iter().take(XML_LOCATION_DEPTH) {
+        s.push('/');
+        s.push_str(e);
+    }
+    s
+}
+
+/// Text between two tags, entities decoded; whitespace-only runs are layout.
+fn push_xml_text(chunk: &str, stack: &[String], sink: &mut Sink<'_>) {
+    if !chunk.trim().is_empty() {
+        sink.push(
+            xml_location(stack),
+            Origin::XmlText,
+            &decode::html_entities(chunk),
+            false,
+        );
     }
 }
 

@@ -3,7 +3,7 @@
 //! brace expansion) and judges the word there against the commands a shell would run.
 //! Also cmd.exe `for`/`if` syntax and PowerShell cmdlets.
 
-use super::Sink;
+use super::{Sink, Strongest};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -1315,22 +1315,16 @@ fn words_outside_backticks(text: &str) -> usize {
 }
 
 /// Judges one value; pushes at most one finding.
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 2 {
         return;
     }
-    let lower = text.to_ascii_lowercase();
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |r: (u32, &'static str)| {
-        if r.0 > best.0 {
-            best = r;
-        }
-    };
+    let mut best = Strongest::NONE;
     // Shellshock: a function definition prefix in any value or header.
     if let Some(p) = lower.find("()") {
         let rest = lower[p + 2..].trim_start();
         if rest.starts_with('{') {
-            consider((
+            best.consider((
                 if rest.contains(';') || rest.contains(':') {
                     92
                 } else {
@@ -1364,7 +1358,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         let (sc2, _) = judge_words(&tokenize(&text.replace('`', " ")).0, ifs, prose, free_text);
         sc = sc2.min(sc);
     }
-    consider((sc, rule));
+    best.consider((sc, rule));
     // Quoted-argument context: the value may land inside '…' or "…" in a shell line, so
     // judge what follows the first quote as shell code (`';htop'`).
     for q in ['\'', '"'] {
@@ -1376,32 +1370,32 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             {
                 let (words, ifs) = tokenize(rest);
                 let (sc, rule) = judge_words(&words, ifs, prose, free_text);
-                consider((sc.saturating_sub(5), rule));
+                best.consider((sc.saturating_sub(5), rule));
             }
         }
     }
     if text.contains('$') || text.contains("<(") || text.contains(">(") || text.starts_with('~') {
-        consider(shell_expressions(text));
+        best.consider(shell_expressions(text));
     }
     if let Some(expanded) = brace_expand(text) {
         let (words, _) = tokenize(&expanded);
         if let Some(w) = words.first() {
             let n = base_name(&w.text);
             if STRONG.contains(&n.as_str()) && n.len() >= 2 {
-                consider((75, "cmdi.brace-expansion"));
+                best.consider((75, "cmdi.brace-expansion"));
             }
         }
     }
     let g = glob_path(text);
     if g > 0 {
-        consider((g, "cmdi.glob-path"));
+        best.consider((g, "cmdi.glob-path"));
     }
-    consider((windows_batch(&lower), "cmdi.windows-batch"));
+    best.consider((windows_batch(lower), "cmdi.windows-batch"));
     if lower.contains('-') || lower.contains('(') || lower.contains('[') {
-        consider((powershell(&lower), "cmdi.powershell"));
+        best.consider((powershell(lower), "cmdi.powershell"));
     }
     if lower.contains("%comspec%") || lower.contains("%systemroot%") || lower.contains("%windir%") {
-        consider((65, "cmdi.windows-env"));
+        best.consider((65, "cmdi.windows-env"));
     }
     // Redirection into or out of system paths: `>/tmp/x`, `</etc/passwd`.
     for (i, c) in lower.char_indices() {
@@ -1413,7 +1407,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 || rest.starts_with("/etc/")
                 || rest.starts_with("/var/www")
             {
-                consider((
+                best.consider((
                     if rest.starts_with("/dev/") { 90 } else { 70 },
                     "cmdi.redirection",
                 ));
@@ -1423,11 +1417,9 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     // Bash history expansion `!-1`, `!!`.
     let hist = lower.matches("!-").filter(|_| true).count();
     if hist >= 2 || lower.contains("!!:") {
-        consider((60, "cmdi.history-expansion"));
+        best.consider((60, "cmdi.history-expansion"));
     }
-    if best.0 > 0 {
-        sink.hit(Class::Cmdi, best.1, best.0, text);
-    }
+    best.report(Class::Cmdi, text, sink);
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! operators, LDAP filters, serialized objects, prototype pollution, CR/LF injection,
 //! XML entities, interpreted-code injection (PHP, JavaScript, Python, Ruby, Java).
 
-use super::{Dict, Sink};
+use super::{Dict, Sink, Strongest};
 use crate::decode;
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -239,7 +239,7 @@ fn template_expr_score(expr: &str) -> u32 {
     0
 }
 
-pub(crate) fn ssti(text: &str, sink: &mut Sink) {
+pub(crate) fn ssti(text: &str, lower: &str, sink: &mut Sink) {
     if !text
         .bytes()
         .any(|c| matches!(c, b'{' | b'%' | b'[' | b'(' | b'#'))
@@ -267,7 +267,6 @@ pub(crate) fn ssti(text: &str, sink: &mut Sink) {
         }
     }
     // Velocity / Freemarker directives.
-    let lower = text.to_ascii_lowercase();
     if (lower.contains("#set(") || lower.contains("#set (")) && lower.contains('$') {
         best = best.max(70);
     }
@@ -562,13 +561,12 @@ const JAVA_PACKAGES: &[&str] = &[
 
 static JAVA_DICT: Dict = Dict::new(JAVA_PACKAGES, true);
 
-fn java_class_ref(text: &str) -> u32 {
+fn java_class_ref(text: &str, lower: &str) -> u32 {
     if !text.contains('.') {
         return 0;
     }
-    let lower = text.to_ascii_lowercase();
     let mut best = 0;
-    for (idx, at) in JAVA_DICT.occurrences(&lower, 64) {
+    for (idx, at) in JAVA_DICT.occurrences(lower, 64) {
         let pkg = JAVA_PACKAGES[idx];
         {
             let boundary = at == 0
@@ -669,41 +667,36 @@ const DESER_TRIGGERS: &[&str] = &[
 ];
 static DESER_DICT: Dict = Dict::new(DESER_TRIGGERS, true);
 
-pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
-    let t = text.trim();
+pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
+    // ASCII case folding leaves whitespace alone, so both trim to the same bytes.
+    let (t, lower) = (text.trim(), lower.trim());
     if !DESER_DICT.any(t) {
-        let j = java_class_ref(t);
+        let j = java_class_ref(t, lower);
         if j > 0 {
             sink.hit(Class::Deserialization, "deser.java-class", j, text);
         }
         return;
     }
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |s: u32, r: &'static str| {
-        if s > best.0 {
-            best = (s, r);
-        }
-    };
+    let mut best = Strongest::NONE;
     // Java serialized stream, base64 (rO0AB) or hex (aced0005).
     if let Some(p) = t.find("rO0AB") {
         if p == 0 || !t.as_bytes()[p - 1].is_ascii_alphanumeric() {
-            consider(92, "deser.java-base64");
+            best.consider((92, "deser.java-base64"));
         }
     }
     if t.len() >= 12
         && t.get(..8)
             .is_some_and(|x| x.eq_ignore_ascii_case("aced0005"))
     {
-        consider(90, "deser.java-hex");
+        best.consider((90, "deser.java-hex"));
     }
     if t.starts_with("\u{AC}\u{ED}\0\u{5}") || t.starts_with("\u{AC}\u{ED}") && t.contains("java") {
-        consider(92, "deser.java-stream");
+        best.consider((92, "deser.java-stream"));
     }
     // .NET BinaryFormatter base64, LosFormatter/ViewState gadget types.
     if t.starts_with("AAEAAAD/////") {
-        consider(92, "deser.dotnet-binaryformatter");
+        best.consider((92, "deser.dotnet-binaryformatter"));
     }
-    let lower = t.to_ascii_lowercase();
     for gadget in [
         "objectdataprovider",
         "typeconfusedelegate",
@@ -721,7 +714,7 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
         "system.configuration.install",
     ] {
         if lower.contains(gadget) {
-            consider(85, "deser.dotnet-gadget");
+            best.consider((85, "deser.dotnet-gadget"));
         }
     }
     // PHP serialize(): O:8:"stdClass":1:{...}, C:..., a:2:{s:...}.
@@ -753,7 +746,7 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
                         .all(|x| x.is_ascii_alphanumeric() || x == b'_' || x == b'\\')
                     && t[c + 1..].starts_with(':')
                 {
-                    consider(90, "deser.php-object");
+                    best.consider((90, "deser.php-object"));
                 }
             }
         }
@@ -762,7 +755,7 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
         && t.contains(":{")
         && (t.contains(";s:") || t.contains("{s:") || t.contains("{i:"))
     {
-        consider(65, "deser.php-array");
+        best.consider((65, "deser.php-array"));
     }
     // Python pickle (protocol 0 text and base64 of protocol 2–5).
     if t.starts_with("gASV")
@@ -773,7 +766,7 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
         || t.contains("Y29zCnN5c3RlbQ")
         || t.contains("Y3Bvc2l4CnN5c3RlbQ")
     {
-        consider(88, "deser.python-pickle");
+        best.consider((88, "deser.python-pickle"));
     }
     if (t.starts_with("cos\n")
         || t.starts_with("cposix\n")
@@ -782,10 +775,10 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
         || t.starts_with("cbuiltins\n"))
         && (t.contains("\n(") || t.contains("tR"))
     {
-        consider(92, "deser.python-pickle");
+        best.consider((92, "deser.python-pickle"));
     }
     if lower.contains("__reduce__") || lower.contains("__setstate__") {
-        consider(60, "deser.python-reduce");
+        best.consider((60, "deser.python-reduce"));
     }
     // YAML language tags that instantiate objects.
     for tag in [
@@ -803,12 +796,12 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
         "!!python",
     ] {
         if lower.contains(tag) {
-            consider(90, "deser.yaml-tag");
+            best.consider((90, "deser.yaml-tag"));
         }
     }
     // Ruby Marshal base64 (BAh), Java class references.
     if t.starts_with("BAh") && t.len() > 20 && decode::plausible_base64(t) {
-        consider(70, "deser.ruby-marshal");
+        best.consider((70, "deser.ruby-marshal"));
     }
     // JSON polymorphic type keys carrying class names (Jackson, Fastjson, Json.NET).
     if (lower.contains("\"@type\"")
@@ -820,11 +813,11 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
             || lower.contains("org.")
             || lower.contains("system."))
     {
-        consider(85, "deser.polymorphic-type");
+        best.consider((85, "deser.polymorphic-type"));
     }
-    let j = java_class_ref(t);
+    let j = java_class_ref(t, lower);
     if j > 0 {
-        consider(j, "deser.java-class");
+        best.consider((j, "deser.java-class"));
     }
     // `ProcessBuilder.evil.*` / `Runtime.getRuntime` style references without package.
     for cls in [
@@ -850,19 +843,16 @@ pub(crate) fn deserialization(text: &str, sink: &mut Sink) {
             if before_ok
                 && (after.is_empty() || after.starts_with(['.', '(', '"', ';', ' ', '>', '<', ')']))
             {
-                consider(75, "deser.gadget-class");
+                best.consider((75, "deser.gadget-class"));
             }
         }
     }
-    if best.0 > 0 {
-        sink.hit(Class::Deserialization, best.1, best.0, text);
-    }
+    best.report(Class::Deserialization, text, sink);
 }
 
 // ---------------------------------------------------------------------------- prototype pollution
 
-pub(crate) fn prototype_pollution(text: &str, sink: &mut Sink) {
-    let lower = text.to_ascii_lowercase();
+pub(crate) fn prototype_pollution(text: &str, lower: &str, sink: &mut Sink) {
     let origin = sink.origin;
     let mut best = 0;
     if let Some(p) = lower.find("__proto__") {
@@ -1067,8 +1057,7 @@ pub(crate) fn crlf(text: &str, sink: &mut Sink) {
 
 // ---------------------------------------------------------------------------- XXE
 
-pub(crate) fn xxe(text: &str, sink: &mut Sink) {
-    let lower = text.to_ascii_lowercase();
+pub(crate) fn xxe(text: &str, lower: &str, sink: &mut Sink) {
     if !lower.contains("<!")
         && !lower.contains("xinclude")
         && !lower.contains("xi:include")
@@ -1331,8 +1320,8 @@ fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-fn php_code(text: &str) -> (u32, &'static str) {
-    let lower = text.to_ascii_lowercase();
+/// PHP in a value, read in lower case: PHP names and tags are case-insensitive.
+fn php_code(lower: &str) -> (u32, &'static str) {
     let b = lower.as_bytes();
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
@@ -1775,11 +1764,10 @@ const SCRIPT_TRIGGERS: &[&str] = &[
 ];
 static SCRIPT_DICT: Dict = Dict::new(SCRIPT_TRIGGERS, true);
 
-fn script_code(text: &str) -> (u32, &'static str) {
+fn script_code(text: &str, lower: &str) -> (u32, &'static str) {
     if !SCRIPT_DICT.any(text) {
         return (0, "");
     }
-    let lower = text.to_ascii_lowercase();
     let compact: String = lower
         .chars()
         .filter(|c| !c.is_whitespace())
@@ -2008,12 +1996,12 @@ fn script_code(text: &str) -> (u32, &'static str) {
     best
 }
 
-pub(crate) fn code_injection(text: &str, sink: &mut Sink) {
+pub(crate) fn code_injection(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 4 {
         return;
     }
-    let (a, ra) = php_code(text);
-    let (b, rb) = script_code(text);
+    let (a, ra) = php_code(lower);
+    let (b, rb) = script_code(text, lower);
     let (s, r) = if a >= b { (a, ra) } else { (b, rb) };
     if s > 0 {
         sink.hit(Class::CodeInjection, r, s, text);
@@ -2022,9 +2010,8 @@ pub(crate) fn code_injection(text: &str, sink: &mut Sink) {
 
 /// Upload names whose extension makes a server execute them, with the tricks servers
 /// tolerate (`a.php.`, `a.php `, `a.php::$DATA`, `a.pHp5`).
-pub(crate) fn dangerous_filename(text: &str, sink: &mut Sink) {
-    let lower = text.to_ascii_lowercase();
-    let base = lower.rsplit(['/', '\\']).next().unwrap_or(&lower);
+pub(crate) fn dangerous_filename(text: &str, lower: &str, sink: &mut Sink) {
+    let base = lower.rsplit(['/', '\\']).next().unwrap_or(lower);
     let cleaned: String = base
         .trim_end_matches(['.', ' ', '\0'])
         .replace("::$data", "")
@@ -2153,9 +2140,8 @@ const SCANNER_AGENTS: &[&str] = &[
 static SCANNER_DICT: Dict = Dict::new(SCANNER_AGENTS, true);
 
 /// A User-Agent naming a scanner or attack tool (`sqlmap/1.7`, `Nuclei`, `... Havij`).
-pub(crate) fn scanner_agent(text: &str, sink: &mut Sink) {
-    let lower = text.to_ascii_lowercase();
-    for (idx, at) in SCANNER_DICT.occurrences(&lower, 8) {
+pub(crate) fn scanner_agent(text: &str, lower: &str, sink: &mut Sink) {
+    for (idx, at) in SCANNER_DICT.occurrences(lower, 8) {
         let word = SCANNER_AGENTS[idx];
         let b = lower.as_bytes();
         // A whole token: not the middle of a longer word (`nikto` in `niktos`).

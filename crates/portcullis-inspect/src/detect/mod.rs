@@ -8,6 +8,8 @@ mod ssrf;
 mod traversal;
 mod xss;
 
+use std::borrow::Cow;
+
 use crate::extract::{Origin, Value};
 use crate::settings::Class;
 
@@ -41,28 +43,43 @@ impl Sink<'_> {
         if score == 0 {
             return;
         }
-        let snippet: String = snippet.chars().take(200).collect();
-        if let Some(h) = self.hits.iter_mut().find(|h| h.class == class) {
-            if score > h.score {
-                *h = Hit {
-                    class,
-                    detector,
-                    score,
-                    snippet,
-                };
-            }
-            return;
-        }
-        self.hits.push(Hit {
+        let hit = || Hit {
             class,
             detector,
             score,
-            snippet,
-        });
+            snippet: snippet.chars().take(200).collect(),
+        };
+        match self.hits.iter_mut().find(|h| h.class == class) {
+            Some(h) if score > h.score => *h = hit(),
+            Some(_) => {}
+            None => self.hits.push(hit()),
+        }
     }
 
     pub(crate) fn into_hits(self) -> Vec<Hit> {
         self.hits
+    }
+}
+
+/// The strongest (score, rule) a detector has found in one value so far; of equal
+/// scores the first rule found is kept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Strongest(u32, &'static str);
+
+impl Strongest {
+    pub(crate) const NONE: Strongest = Strongest(0, "");
+
+    pub(crate) fn consider(&mut self, (score, rule): (u32, &'static str)) {
+        if score > self.0 {
+            *self = Strongest(score, rule);
+        }
+    }
+
+    /// Reports the strongest rule as one hit of `class`, if any rule fired.
+    pub(crate) fn report(self, class: Class, text: &str, sink: &mut Sink<'_>) {
+        if self.0 > 0 {
+            sink.hit(class, self.1, self.0, text);
+        }
     }
 }
 
@@ -100,7 +117,12 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         return;
     }
     let header = sink.header;
-    let cached = MEMO.with(|m| {
+    let replay = |hits: &[Hit], sink: &mut Sink<'_>| {
+        for h in hits {
+            sink.hit(h.class, h.detector, h.score, &h.snippet);
+        }
+    };
+    let found = MEMO.with(|m| {
         let mut m = m.borrow_mut();
         let (key, map) = &mut *m;
         key.clear();
@@ -108,28 +130,25 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         key.push_str(header.unwrap_or(""));
         key.push('\0');
         key.push_str(text);
-        map.get(key.as_str()).cloned()
+        map.get(key.as_str())
+            .map(|hits| replay(hits, sink))
+            .is_some()
     });
-    let hits = match cached {
-        Some(h) => h,
-        None => {
-            let mut local = Sink::new(origin, header);
-            judge_text(text, origin, &mut local);
-            let hits = local.into_hits();
-            MEMO.with(|m| {
-                let mut m = m.borrow_mut();
-                let (key, map) = &mut *m;
-                if map.len() >= MEMO_CAPACITY {
-                    map.clear();
-                }
-                map.insert(key.clone(), hits.clone());
-            });
-            hits
-        }
-    };
-    for h in hits {
-        sink.hit(h.class, h.detector, h.score, &h.snippet);
+    if found {
+        return;
     }
+    let mut local = Sink::new(origin, header);
+    judge_text(text, origin, &mut local);
+    let hits = local.into_hits();
+    replay(&hits, sink);
+    MEMO.with(|m| {
+        let mut m = m.borrow_mut();
+        let (key, map) = &mut *m;
+        if map.len() >= MEMO_CAPACITY {
+            map.clear();
+        }
+        map.insert(key.clone(), hits);
+    });
 }
 
 /// Byte-class features of one decoded form, computed in one pass. Each detector states
@@ -234,51 +253,52 @@ impl Feat {
     }
 }
 
-/// Whether `hay` contains `needle` (ASCII, `needle` lower-case) ignoring ASCII case.
-pub(crate) fn contains_nocase(hay: &str, needle: &str) -> bool {
-    let (h, n) = (hay.as_bytes(), needle.as_bytes());
-    if n.is_empty() {
-        return true;
+/// `text` in ASCII lower case, borrowed when it has no upper-case letter. Computed once
+/// per decoded form and handed to every detector that reads case-insensitively.
+fn ascii_lower(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
     }
-    if h.len() < n.len() {
-        return false;
-    }
-    h.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+    if origin == Origin::PathFull {
+        traversal::detect(text, sink);
+        return;
+    }
+    let lower = &*ascii_lower(text);
     match origin {
-        Origin::PathFull => {
-            traversal::detect(text, sink);
-            return;
-        }
         Origin::XmlDoctype => {
-            misc::xxe(text, sink);
+            misc::xxe(text, lower, sink);
             return;
         }
         Origin::FileContent => {
             // Uploaded content: code and serialized objects matter, prose does not.
-            misc::code_injection(text, sink);
-            misc::deserialization(text, sink);
+            misc::code_injection(text, lower, sink);
+            misc::deserialization(text, lower, sink);
             misc::jndi(text, sink);
             return;
         }
         Origin::Filename => {
             traversal::detect(text, sink);
-            misc::dangerous_filename(text, sink);
-            xss::detect(text, sink);
+            misc::dangerous_filename(text, lower, sink);
+            xss::detect(text, lower, sink);
             return;
         }
         Origin::AgentProduct => {
-            misc::scanner_agent(text, sink);
+            misc::scanner_agent(text, lower, sink);
             return;
         }
-        Origin::Header if sink.header == Some("user-agent") => misc::scanner_agent(text, sink),
+        Origin::Header if sink.header == Some("user-agent") => {
+            misc::scanner_agent(text, lower, sink)
+        }
         _ => {}
     }
     let f = Feat::of(text);
     if f.inert() {
-        judge_words(text, f, sink);
+        judge_words(text, lower, f, sink);
         return;
     }
     // Each gate names the characters a detector's language cannot do without; the
@@ -301,9 +321,9 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             | Feat::OTHER
             | Feat::NONASCII,
     ) {
-        xss::detect(text, sink);
+        xss::detect(text, lower, sink);
     }
-    cmdi::detect(text, sink);
+    cmdi::detect(text, lower, sink);
     if f.any(
         Feat::SLASH
             | Feat::BSLASH
@@ -317,23 +337,23 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     }
     if f.any(
         Feat::COLON | Feat::DOT | Feat::SLASH | Feat::BSLASH | Feat::AT | Feat::PCT | Feat::BRACKET,
-    ) || contains_nocase(text, "local")
+    ) || lower.contains("local")
     {
-        ssrf::detect(text, sink);
+        ssrf::detect(text, lower, sink);
     }
     if f.any(Feat::DOLLAR) {
         misc::jndi(text, sink);
         misc::nosqli(text, sink);
     }
     if f.any(Feat::BRACE | Feat::PCT | Feat::BRACKET | Feat::PAREN | Feat::HASH) {
-        misc::ssti(text, sink);
+        misc::ssti(text, lower, sink);
     }
     if f.any(Feat::PAREN) {
         misc::ldapi(text, sink);
     }
-    misc::deserialization(text, sink);
-    if contains_nocase(text, "proto") || contains_nocase(text, "constructor") {
-        misc::prototype_pollution(text, sink);
+    misc::deserialization(text, lower, sink);
+    if lower.contains("proto") || lower.contains("constructor") {
+        misc::prototype_pollution(text, lower, sink);
     }
     if f.any(Feat::CTRL | Feat::SLASH | Feat::NONASCII) {
         misc::crlf(text, sink);
@@ -351,10 +371,10 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             | Feat::SEMI
             | Feat::AT,
     ) {
-        misc::code_injection(text, sink);
+        misc::code_injection(text, lower, sink);
     }
     if f.any(Feat::LT | Feat::PCT | Feat::AMP | Feat::OTHER) {
-        misc::xxe(text, sink);
+        misc::xxe(text, lower, sink);
     }
 }
 
@@ -364,7 +384,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
 /// `information_schema`, `java.lang.Runtime`, `document.cookie`, `whoami`), except in an
 /// identifier that mixes digits into one token (UUIDs, SKUs, hex ids, numbers): no
 /// keyword, command or class name is spelt that way.
-fn judge_words(text: &str, f: Feat, sink: &mut Sink<'_>) {
+fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
     let id_like = !f.any(Feat::SPACE | Feat::DOT)
         && f.any(Feat::DIGIT)
         && text.len() >= 6
@@ -376,20 +396,20 @@ fn judge_words(text: &str, f: Feat, sink: &mut Sink<'_>) {
                 .get(..4)
                 .is_some_and(|p| p.eq_ignore_ascii_case("aced"))
         {
-            misc::deserialization(text, sink);
+            misc::deserialization(text, lower, sink);
         }
         return;
     }
     sqli::detect(text, sink);
-    xss::detect(text, sink);
-    cmdi::detect(text, sink);
+    xss::detect(text, lower, sink);
+    cmdi::detect(text, lower, sink);
     if f.any(Feat::DOT) {
         traversal::detect(text, sink);
     }
-    ssrf::detect(text, sink);
-    misc::deserialization(text, sink);
-    misc::prototype_pollution(text, sink);
-    misc::code_injection(text, sink);
+    ssrf::detect(text, lower, sink);
+    misc::deserialization(text, lower, sink);
+    misc::prototype_pollution(text, lower, sink);
+    misc::code_injection(text, lower, sink);
 }
 
 #[cfg(test)]
@@ -480,20 +500,21 @@ mod cost_probe {
             "created_at",
             "Bearer eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCIsImtpZCI6IjE2YzNkNGQ1In0.eyJzdWIiOiI3ZjNjMmE5MC0xYjZlLTRjOGEtOWQyZi0wZTVhNmI3YzhkOTEiLCJuYW1lIjoiU2lvYmhhbiBPJ0JyaWVuIiw.Q2hhbmdlTWVDaGFuZ2VNZUNoYW5nZU1lQ2hhbmdlTWVDaGFuZ2VNZQ",
         ];
-        type Det = fn(&str, &mut Sink<'_>);
+        // Detectors that read case-insensitively get the lower-case form judge_text makes.
+        type Det = fn(&str, &str, &mut Sink<'_>);
         let dets: [(&str, Det); 14] = [
-            ("sqli", sqli::detect),
+            ("sqli", |t, _, s| sqli::detect(t, s)),
             ("xss", xss::detect),
             ("cmdi", cmdi::detect),
-            ("traversal", traversal::detect),
+            ("traversal", |t, _, s| traversal::detect(t, s)),
             ("ssrf", ssrf::detect),
-            ("jndi", misc::jndi),
+            ("jndi", |t, _, s| misc::jndi(t, s)),
             ("ssti", misc::ssti),
-            ("nosqli", misc::nosqli),
-            ("ldapi", misc::ldapi),
+            ("nosqli", |t, _, s| misc::nosqli(t, s)),
+            ("ldapi", |t, _, s| misc::ldapi(t, s)),
             ("deser", misc::deserialization),
             ("proto", misc::prototype_pollution),
-            ("crlf", misc::crlf),
+            ("crlf", |t, _, s| misc::crlf(t, s)),
             ("code", misc::code_injection),
             ("xxe", misc::xxe),
         ];
@@ -504,7 +525,7 @@ mod cost_probe {
                 let t = std::time::Instant::now();
                 for _ in 0..n {
                     let mut sink = Sink::new(Origin::JsonValue, None);
-                    d(std::hint::black_box(s), &mut sink);
+                    d(std::hint::black_box(s), &ascii_lower(s), &mut sink);
                     std::hint::black_box(sink.hits.len());
                 }
                 let ns = t.elapsed().as_nanos() / n;

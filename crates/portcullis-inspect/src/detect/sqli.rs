@@ -5,7 +5,7 @@
 //! operator, a tautology, a UNION, a stacked statement, a time-delay call, a comment that
 //! cuts the rest of the query) rather than for SQL words, which are ordinary English.
 
-use super::Sink;
+use super::{Sink, Strongest};
 use crate::settings::Class;
 
 /// Tokens lexed per context; injected fragments live near where the literal breaks.
@@ -1952,19 +1952,14 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     if !has_signal {
         return;
     }
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |r: (u32, &'static str)| {
-        if r.0 > best.0 {
-            best = r;
-        }
-    };
+    let mut best = Strongest::NONE;
     // Bare / numeric context.
     let (toks, _) = lex(text, None);
     let s = strip(toks);
-    consider(literal_comparison(&s.t));
-    consider(judge_anywhere(&s.t, &s, true));
-    consider(judge_bare_chain(&s.t, &s));
-    consider(structure_score(&s.t, 0, false, &s));
+    best.consider(literal_comparison(&s.t));
+    best.consider(judge_anywhere(&s.t, &s, true));
+    best.consider(judge_bare_chain(&s.t, &s));
+    best.consider(structure_score(&s.t, 0, false, &s));
     // Quote contexts.
     for q in [b'\'', b'"', b'`'] {
         if !text.as_bytes().contains(&q) {
@@ -1980,14 +1975,12 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             .split(char::from(q))
             .next()
             .is_some_and(|p| p.trim().contains(' '));
-        consider(judge_tail(&s.t, 0, true, &s));
-        consider(structure_score(&s.t, 0, true, &s));
+        best.consider(judge_tail(&s.t, 0, true, &s));
+        best.consider(structure_score(&s.t, 0, true, &s));
         let (a, rule) = judge_anywhere(&s.t, &s, false);
-        consider((a, rule));
+        best.consider((a, rule));
     }
-    if best.0 > 0 {
-        sink.hit(Class::Sqli, best.1, best.0, text);
-    }
+    best.report(Class::Sqli, text, sink);
 }
 
 #[cfg(test)]

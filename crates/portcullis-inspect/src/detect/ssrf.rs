@@ -2,7 +2,7 @@
 //! and the host classified by address, including decimal, octal, hex, short and
 //! IPv6-mapped IPv4 spellings. URLs to public hosts pass.
 
-use super::Sink;
+use super::{Sink, Strongest};
 use crate::settings::Class;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -293,7 +293,7 @@ fn kind_score(kind: HostKind, odd: bool) -> u32 {
 }
 
 /// Judges one value; pushes at most one finding.
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 3 {
         return;
     }
@@ -318,13 +318,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             return;
         }
     }
-    let lower = text.to_ascii_lowercase();
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |r: (u32, &'static str)| {
-        if r.0 > best.0 {
-            best = r;
-        }
-    };
+    let mut best = Strongest::NONE;
     let mut from = 0;
     let mut guard = 0;
     while let Some(p) = lower[from..].find(':') {
@@ -350,7 +344,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             | "telnet" | "ssh"
                 if slashes || scheme == "jar" || scheme == "netdoc" =>
             {
-                consider((
+                best.consider((
                     if matches!(scheme, "gopher" | "dict") {
                         88
                     } else {
@@ -359,7 +353,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                     "ssrf.dangerous-scheme",
                 ));
             }
-            "file" if slashes || rest.starts_with('/') => consider((80, "ssrf.file-scheme")),
+            "file" if slashes || rest.starts_with('/') => best.consider((80, "ssrf.file-scheme")),
             _ => {}
         }
         if matches!(
@@ -391,7 +385,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             let (kind, odd) = classify_host(host);
             let s = kind_score(kind, odd);
             if s > 0 {
-                consider((
+                best.consider((
                     s,
                     if kind == HostKind::Metadata {
                         "ssrf.cloud-metadata"
@@ -424,7 +418,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     }
     // mod_proxy unix sockets: `unix:/path|http://backend/`.
     if lower.contains("unix:") && lower.contains("|http") {
-        consider((80, "ssrf.unix-socket"));
+        best.consider((80, "ssrf.unix-socket"));
     }
     // Scheme-less host at the start of the value: `localhost/`, `127.0.0.1:8080`.
     let t = lower.trim();
@@ -466,7 +460,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                     } else {
                         s.saturating_sub(10).max(62)
                     };
-                    consider((
+                    best.consider((
                         score,
                         if kind == HostKind::Metadata {
                             "ssrf.cloud-metadata"
@@ -478,9 +472,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             }
         }
     }
-    if best.0 > 0 {
-        sink.hit(Class::Ssrf, best.1, best.0, text);
-    }
+    best.report(Class::Ssrf, text, sink);
 }
 
 #[cfg(test)]

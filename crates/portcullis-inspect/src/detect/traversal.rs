@@ -2,7 +2,7 @@
 //! separators, `..` variants such as `..;`, `...`, `.%00.`) and judged by how far it
 //! climbs and what it reaches (system files, secrets, dot directories).
 
-use super::{Dict, Sink};
+use super::{Dict, Sink, Strongest};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -285,15 +285,10 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     }
     let p = normalise(text);
     let origin = sink.origin;
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |r: (u32, &'static str)| {
-        if r.0 > best.0 {
-            best = r;
-        }
-    };
+    let mut best = Strongest::NONE;
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
     if p.contains("..;") && (p.contains('/') || p.starts_with("..;")) {
-        consider((72, "traversal.path-parameter"));
+        best.consider((72, "traversal.path-parameter"));
     }
     let ups = if p.contains("..") {
         dotdot_segments(&p)
@@ -325,13 +320,13 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             (2, false) => 75,
             _ => 85,
         };
-        consider((score, "traversal.dot-dot"));
+        best.consider((score, "traversal.dot-dot"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
     if let Some(pos) = p.find("....") {
         let after = p[pos..].trim_start_matches(['.', '/']);
         if COMPACT_TARGETS.iter().any(|t| after.starts_with(t)) {
-            consider((85, "traversal.dot-run"));
+            best.consider((85, "traversal.dot-run"));
         }
     }
     // Drive-letter paths to Windows system locations: `c:inetpub...`, `d:/windows/`.
@@ -341,7 +336,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     {
         let rest = p[2..].trim_start_matches('/');
         if COMPACT_TARGETS.iter().any(|t| rest.starts_with(t)) || rest.starts_with("boot.ini") {
-            consider((80, "traversal.windows-path"));
+            best.consider((80, "traversal.windows-path"));
         }
     }
     if let Some(s) = sensitive {
@@ -381,12 +376,12 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 )
                 || (abs && strong_file)
             {
-                consider((78, "traversal.sensitive-file"));
+                best.consider((78, "traversal.sensitive-file"));
             }
         } else if abs && strong_file {
-            consider((80, "traversal.sensitive-file"));
+            best.consider((80, "traversal.sensitive-file"));
         } else if abs {
-            consider((50, "traversal.system-path"));
+            best.consider((50, "traversal.system-path"));
         } else if looks_path && matches!(s, ".ssh/" | ".aws/" | ".git/" | ".docker/" | ".kube/")
             || matches!(s, "web-inf/" | "meta-inf/") && p.contains("web.xml")
             || matches!(
@@ -394,9 +389,9 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 "web.config" | "wp-config.php" | ".htpasswd" | ".git/" | "id_rsa"
             )
         {
-            consider((68, "traversal.sensitive-file"));
+            best.consider((68, "traversal.sensitive-file"));
         } else if strong_file && looks_path && !s.starts_with('.') && s.contains('/') {
-            consider((55, "traversal.sensitive-file"));
+            best.consider((55, "traversal.sensitive-file"));
         }
     }
     if origin == Origin::PathFull {
@@ -410,7 +405,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 let known = DOT_DIRS
                     .iter()
                     .any(|d| seg == *d || seg.starts_with(&format!("{d}.")));
-                consider((if known { 78 } else { 64 }, "traversal.hidden-path"));
+                best.consider((if known { 78 } else { 64 }, "traversal.hidden-path"));
             }
             // Backups, dumps, logs and keys: files a site serves by mistake.
             let leak_ext = [
@@ -419,10 +414,10 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 ".orig",
             ];
             if seg.len() > 4 && leak_ext.iter().any(|e| seg.ends_with(e)) {
-                consider((64, "traversal.leak-file"));
+                best.consider((64, "traversal.leak-file"));
             }
             if seg.starts_with("@fs") || seg == "@id" {
-                consider((70, "traversal.dev-server"));
+                best.consider((70, "traversal.dev-server"));
             }
         }
     }
@@ -445,12 +440,10 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         ][..]
     } {
         if p.contains(scheme) {
-            consider((80, "traversal.wrapper-scheme"));
+            best.consider((80, "traversal.wrapper-scheme"));
         }
     }
-    if best.0 > 0 {
-        sink.hit(Class::Traversal, best.1, best.0, text);
-    }
+    best.report(Class::Traversal, text, sink);
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! handlers, script URIs, dangerous CSS) and a small JavaScript tokenizer for values
 //! that land in script context (sink calls, DOM access, JSFuck, template calls).
 
-use super::Sink;
+use super::{Sink, Strongest};
 use crate::settings::Class;
 
 /// Bytes scanned per tag; a tag longer than this is judged on its prefix.
@@ -777,19 +777,13 @@ fn has_breakout(s: &str) -> bool {
 }
 
 /// Judges one value; pushes at most one finding.
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 4 {
         return;
     }
-    let lower = text.to_ascii_lowercase();
-    let mut best: (u32, &'static str) = (0, "");
-    let mut consider = |r: (u32, &'static str)| {
-        if r.0 > best.0 {
-            best = r;
-        }
-    };
+    let mut best = Strongest::NONE;
     if lower.contains('<') {
-        consider(judge_tags(text, &lower));
+        best.consider(judge_tags(text, lower));
         // `<f o r m`, `< x: script`: tag names spelled with spaces.
         for (p, _) in lower.match_indices('<').take(32) {
             let spelled: String = lower[p + 1..]
@@ -825,21 +819,21 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                         | "marquee"
                 )
             {
-                consider((70, "xss.spaced-tag"));
+                best.consider((70, "xss.spaced-tag"));
             }
         }
     }
     if let Some(p) = lower.find("formaction=") {
         if p > 0 && matches!(lower.as_bytes()[p - 1], b'"' | b'\'' | b' ' | b'/') {
-            consider((70, "xss.attribute-handler"));
+            best.consider((70, "xss.attribute-handler"));
         }
     }
     if lower.contains("on") && lower.contains('=') {
-        consider(judge_attribute_breakout(&lower));
+        best.consider(judge_attribute_breakout(lower));
     }
     if lower.contains(':') {
         // A script URI as the whole value (a link field), or after a quote/paren.
-        let u = if harmless_js_uri(&lower) {
+        let u = if harmless_js_uri(lower) {
             0
         } else {
             uri_score(text)
@@ -857,18 +851,18 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             } else {
                 u - 10
             };
-            consider((sc, "xss.script-uri"));
+            best.consider((sc, "xss.script-uri"));
         }
         for marker in ["javascript:", "vbscript:"] {
-            if let Some(p) = compact_find(&lower, marker) {
+            if let Some(p) = compact_find(lower, marker) {
                 if harmless_js_uri(&lower[p..]) {
                     continue;
                 }
                 let before = lower[..p].trim_end();
                 if before.ends_with(['=', '"', '\'', '(', '`', '>']) || before.ends_with("url(") {
-                    consider((85, "xss.script-uri"));
+                    best.consider((85, "xss.script-uri"));
                 } else if js_score(&lower[p + marker.len()..]).0 >= 60 {
-                    consider((80, "xss.script-uri"));
+                    best.consider((80, "xss.script-uri"));
                 }
             }
         }
@@ -880,7 +874,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         let (js, rule) = js_score(text);
         if js > 0 {
             let bonus = if has_breakout(text) { 8 } else { 0 };
-            consider(((js + bonus).min(95), rule));
+            best.consider(((js + bonus).min(95), rule));
         }
         // Script-string contexts: the value may start inside a JS string literal, so
         // judge what follows the first quote that would close it.
@@ -888,7 +882,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             if let Some(p) = text.find(q) {
                 let (js, rule) = js_score(&text[p + 1..]);
                 if js > 0 {
-                    consider(((js + 8).min(95), rule));
+                    best.consider(((js + 8).min(95), rule));
                 }
             }
         }
@@ -896,7 +890,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         if let Some(p) = text.find("&{") {
             let (js, _) = js_score(&text[p + 2..]);
             if js >= 50 {
-                consider((80, "xss.js-entity"));
+                best.consider((80, "xss.js-entity"));
             }
         }
     }
@@ -905,18 +899,16 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         || lower.contains("url(\"javascript")
         || lower.contains("url('javascript")
     {
-        consider((85, "xss.css"));
+        best.consider((85, "xss.css"));
     }
     if lower.contains("expression(")
         || lower.contains("-moz-binding")
         || lower.contains("behavior:")
         || lower.contains("url(")
     {
-        consider((css_score(&lower).saturating_sub(5), "xss.css"));
+        best.consider((css_score(lower).saturating_sub(5), "xss.css"));
     }
-    if best.0 > 0 {
-        sink.hit(Class::Xss, best.1, best.0, text);
-    }
+    best.report(Class::Xss, text, sink);
 }
 
 /// `javascript:;`, `javascript:void(0)`: the inert placeholder links of real sites.
