@@ -647,6 +647,19 @@ pub(crate) fn validate_override(
     parsed.map_err(|err| StoreError::invalid(field, err.to_string()))
 }
 
+/// Checks a rate-limit and a quota override, in that order (see [`validate_override`]).
+pub(crate) fn validate_overrides(
+    rate_limit_override: Option<&str>,
+    quota_override: Option<&str>,
+) -> Result<(), StoreError> {
+    validate_override(
+        "rate_limit_override",
+        OverrideKind::Rate,
+        rate_limit_override,
+    )?;
+    validate_override("quota_override", OverrideKind::Quota, quota_override)
+}
+
 pub(crate) fn validate_actor(actor: &Actor) -> Result<(), StoreError> {
     if actor.name.is_empty()
         || actor.name.len() > MAX_ACTOR_LEN

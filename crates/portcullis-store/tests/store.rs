@@ -182,6 +182,23 @@ async fn lifecycle(db: &TestDb) {
         matches!(&err, StoreError::Invalid { field, .. } if field == "scopes[0]"),
         "{err}"
     );
+    let err = store
+        .update_key(
+            &key.id,
+            KeyUpdate {
+                scopes: Some(vec!["orders:write".into()]),
+                expires_at: Some(Some(clock.now())),
+                ..KeyUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid { field, .. } if field == "expires_at"),
+        "{err}"
+    );
+    assert_eq!(store.get_key(&key.id).await.unwrap(), updated);
 
     // Delete is refused while keys authenticate, then allowed once they are revoked.
     let err = store.delete_identity("acme", &admin()).await.unwrap_err();
@@ -234,6 +251,7 @@ async fn lifecycle(db: &TestDb) {
 async fn identity_rules(db: &TestDb) {
     let store = db.open().await;
     let acme = identity(&store, "acme").await;
+    let before = store.change_counter().await.unwrap();
     let err = store
         .create_identity(NewIdentity::named("acme"), &admin())
         .await
@@ -255,6 +273,45 @@ async fn identity_rules(db: &TestDb) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::DuplicateIdentityName(_)));
+    // Both refusals rolled back: only creating globex moved the counter or wrote an event.
+    assert_eq!(store.change_counter().await.unwrap(), before + 1);
+    assert_eq!(store.get_identity("globex").await.unwrap().name, "globex");
+    let events = store
+        .audit(&AuditFilter::default(), &Page::default())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), 2, "{events:?}");
+    // Naming the current name changes nothing about the name.
+    let same = store
+        .update_identity(
+            "globex",
+            IdentityUpdate {
+                name: Some("globex".into()),
+                roles: Some(vec!["partner".into()]),
+                ..IdentityUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(same.name, "globex");
+    let event = store
+        .audit(
+            &AuditFilter {
+                action: Some("identity.update".into()),
+                ..AuditFilter::default()
+            },
+            &Page::first(1),
+        )
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(
+        event.detail,
+        json!({"changes": {"roles": {"from": [], "to": ["partner"]}}})
+    );
 
     let renamed = store
         .update_identity(
@@ -389,6 +446,7 @@ async fn rotation_grace_with_injected_clock(db: &TestDb) {
 
     // Expiry of both rotated keys shows up in the audit log once.
     let swept = store.sweep_expired(&Actor::new("system")).await.unwrap();
+    assert!(swept.windows(2).all(|w| w[0] < w[1]), "{swept:?}");
     assert_eq!(
         swept.iter().collect::<HashSet<_>>(),
         [&old.id, &rotated.key.id].into_iter().collect()
@@ -562,6 +620,39 @@ async fn expiry(db: &TestDb) {
         Vec::<String>::new(),
         "deleted keys are not swept"
     );
+    // A key past its own expiry is swept once, as ended by that expiry.
+    let globex = identity(&store, "globex").await;
+    let mut new = key_for(&globex, &[]);
+    let expires_at = clock.now().saturating_add(Duration::from_millis(1));
+    new.expires_at = Some(expires_at);
+    let (other, _) = store.create_key(new, &admin()).await.unwrap();
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(
+        store.sweep_expired(&Actor::new("system")).await.unwrap(),
+        [other.id.as_str()]
+    );
+    let events = store
+        .audit(
+            &AuditFilter {
+                action: Some("key.expire".into()),
+                ..AuditFilter::default()
+            },
+            &Page::default(),
+        )
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].target, other.id);
+    assert_eq!(
+        events[0].detail,
+        json!({"reason": "expires_at", "ended_at": expires_at})
+    );
+    assert!(store
+        .sweep_expired(&Actor::new("system"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn concurrent_creates_lose_nothing(db: &TestDb) {

@@ -123,6 +123,14 @@ impl Reply {
     fn fields(&self) -> Vec<String> {
         self.field_errors().into_iter().map(|(f, _)| f).collect()
     }
+
+    /// A string field of the JSON body.
+    fn string(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field:?} in {}", self.text))
+            .to_owned()
+    }
 }
 
 async fn send(app: &Router, request: Request<Body>) -> Reply {
@@ -156,6 +164,17 @@ impl Harness {
     async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Reply {
         self.call_as(&self.admin_key.clone(), method, uri, body)
             .await
+    }
+
+    async fn get(&self, uri: &str) -> Reply {
+        self.call(Method::GET, uri, None).await
+    }
+
+    /// `POST /admin/v1/keys` with `body`, which must answer 201.
+    async fn create_key(&self, body: Value) -> Reply {
+        let reply = self.call(Method::POST, "/admin/v1/keys", Some(body)).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
+        reply
     }
 
     async fn call_as(&self, key: &str, method: Method, uri: &str, body: Option<Value>) -> Reply {
@@ -241,20 +260,15 @@ async fn a_revoked_admin_key_gets_401() {
     let h = harness().await;
     // A second admin key revokes the first through the API.
     let created = h
-        .call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "ops", "roles": ["admin"]})),
-        )
+        .create_key(json!({"identity": "ops", "roles": ["admin"]}))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
-    let second = created.body["key"].as_str().unwrap().to_owned();
+    let second = created.string("key");
     h.index.refresh(&h.store).await.unwrap();
     let path = format!("/admin/v1/keys/{}/revoke", h.admin_key_id);
     let reply = h.call_as(&second, Method::POST, &path, None).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     h.index.refresh(&h.store).await.unwrap();
-    let reply = h.call(Method::GET, "/admin/v1/identities", None).await;
+    let reply = h.get("/admin/v1/identities").await;
     assert_error(&reply, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
@@ -318,10 +332,8 @@ async fn the_static_token_is_a_break_glass_credential_audited_as_admin_token() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let id = reply.body["id"].as_str().unwrap().to_owned();
-    let audit = h
-        .call(Method::GET, &format!("/admin/v1/audit?target={id}"), None)
-        .await;
+    let id = reply.string("id");
+    let audit = h.get(&format!("/admin/v1/audit?target={id}")).await;
     assert_eq!(audit.body["items"][0]["actor"], "admin:token");
     // A near miss is not the token.
     let reply = h
@@ -390,7 +402,7 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let identity_id = reply.body["id"].as_str().unwrap().to_owned();
+    let identity_id = reply.string("id");
     assert_eq!(
         reply.headers[header::LOCATION],
         format!("/admin/v1/identities/{identity_id}").as_str()
@@ -404,14 +416,8 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
         )
         .await;
     assert_error(&duplicate, StatusCode::CONFLICT, "conflict");
-    let by_name = h.call(Method::GET, "/admin/v1/identities/acme", None).await;
-    let by_id = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/identities/{identity_id}"),
-            None,
-        )
-        .await;
+    let by_name = h.get("/admin/v1/identities/acme").await;
+    let by_id = h.get(&format!("/admin/v1/identities/{identity_id}")).await;
     assert_eq!(by_name.status, StatusCode::OK);
     assert_eq!(by_name.body, by_id.body);
     assert_eq!(by_name.body["metadata"]["tier"], "gold");
@@ -427,16 +433,11 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
 
     // Key: create (plaintext once), show and list (never the plaintext).
     let created = h
-        .call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "acme", "scopes": ["orders:read"], "env": "test"})),
-        )
+        .create_key(json!({"identity": "acme", "scopes": ["orders:read"], "env": "test"}))
         .await;
-    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.headers[header::CACHE_CONTROL], "no-store");
-    let key_id = created.body["id"].as_str().unwrap().to_owned();
-    let plaintext = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.string("id");
+    let plaintext = created.string("key");
     assert!(plaintext.starts_with("pc_test_"), "{plaintext}");
     assert_eq!(created.body["record"]["id"], key_id.as_str());
     assert_eq!(created.body["record"]["identity_id"], identity_id.as_str());
@@ -447,20 +448,12 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
     let principal = h.index.api_key(&plaintext).unwrap();
     assert_eq!(&*principal.key_id, key_id.as_str());
 
-    let shown = h
-        .call(Method::GET, &format!("/admin/v1/keys/{key_id}"), None)
-        .await;
+    let shown = h.get(&format!("/admin/v1/keys/{key_id}")).await;
     assert_eq!(shown.status, StatusCode::OK);
     assert!(shown.body.get("key").is_none());
     assert_eq!(shown.body["scopes"], json!(["orders:read"]));
     bodies.push(shown.text.clone());
-    let listed = h
-        .call(
-            Method::GET,
-            "/admin/v1/keys?identity=acme&status=active",
-            None,
-        )
-        .await;
+    let listed = h.get("/admin/v1/keys?identity=acme&status=active").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
     assert_eq!(listed.body["items"][0]["id"], key_id.as_str());
@@ -492,8 +485,8 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
         )
         .await;
     assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
-    let new_id = rotated.body["id"].as_str().unwrap().to_owned();
-    let new_plaintext = rotated.body["key"].as_str().unwrap().to_owned();
+    let new_id = rotated.string("id");
+    let new_plaintext = rotated.string("key");
     assert_ne!(new_plaintext, plaintext);
     assert!(new_plaintext.starts_with("pc_test_"));
     assert_eq!(rotated.body["record"]["id"], new_id.as_str());
@@ -514,9 +507,7 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
         )
         .await;
     assert_error(&again, StatusCode::CONFLICT, "conflict");
-    let rotating = h
-        .call(Method::GET, "/admin/v1/keys?status=rotating", None)
-        .await;
+    let rotating = h.get("/admin/v1/keys?status=rotating").await;
     assert_eq!(rotating.body["items"][0]["id"], key_id.as_str());
     bodies.push(rotating.text.clone());
 
@@ -563,21 +554,18 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
         .await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{}", deleted.text);
     assert!(deleted.text.is_empty());
-    let gone = h.call(Method::GET, "/admin/v1/identities/acme", None).await;
+    let gone = h.get("/admin/v1/identities/acme").await;
     assert_error(&gone, StatusCode::NOT_FOUND, "not_found");
-    let gone = h
-        .call(Method::GET, &format!("/admin/v1/keys/{key_id}"), None)
-        .await;
+    let gone = h.get(&format!("/admin/v1/keys/{key_id}")).await;
     assert_error(&gone, StatusCode::NOT_FOUND, "not_found");
 
     // The audit log has every step, by this admin key, from the client's address, and never a
     // secret.
     let audit = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/audit?actor=admin:{}&limit=1000", h.admin_key_id),
-            None,
-        )
+        .get(&format!(
+            "/admin/v1/audit?actor=admin:{}&limit=1000",
+            h.admin_key_id
+        ))
         .await;
     assert_eq!(audit.status, StatusCode::OK, "{}", audit.text);
     bodies.push(audit.text.clone());
@@ -615,14 +603,10 @@ async fn full_lifecycle_through_the_api_shows_plaintext_only_on_create_and_rotat
 async fn an_admin_key_created_through_the_api_can_use_the_api() {
     let h = harness().await;
     let created = h
-        .call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "ops", "roles": ["admin"]})),
-        )
+        .create_key(json!({"identity": "ops", "roles": ["admin"]}))
         .await;
-    let key = created.body["key"].as_str().unwrap().to_owned();
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let key = created.string("key");
+    let id = created.string("id");
     h.index.refresh(&h.store).await.unwrap();
     let reply = h
         .call_as(
@@ -633,9 +617,7 @@ async fn an_admin_key_created_through_the_api_can_use_the_api() {
         )
         .await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.text);
-    let audit = h
-        .call(Method::GET, "/admin/v1/audit?action=identity.create", None)
-        .await;
+    let audit = h.get("/admin/v1/audit?action=identity.create").await;
     assert_eq!(
         audit.body["items"][0]["actor"],
         format!("admin:{id}").as_str()
@@ -645,28 +627,18 @@ async fn an_admin_key_created_through_the_api_can_use_the_api() {
 #[tokio::test]
 async fn rotate_without_a_body_uses_a_24h_grace() {
     let h = harness().await;
-    let created = h
-        .call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "ops"})),
-        )
-        .await;
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let created = h.create_key(json!({"identity": "ops"})).await;
+    let id = created.string("id");
     let rotated = h
         .call(Method::POST, &format!("/admin/v1/keys/{id}/rotate"), None)
         .await;
     assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.text);
     let audit = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/audit?action=key.rotate&target={id}"),
-            None,
-        )
+        .get(&format!("/admin/v1/audit?action=key.rotate&target={id}"))
         .await;
     assert_eq!(audit.body["items"][0]["detail"]["grace_ms"], 86_400_000);
     // A zero grace ends the old key at once.
-    let new_id = rotated.body["id"].as_str().unwrap().to_owned();
+    let new_id = rotated.string("id");
     let zero = h
         .call(
             Method::POST,
@@ -868,7 +840,7 @@ async fn bad_query_parameters_get_400_listing_each() {
         ("/admin/v1/audit?until=2026-13-01T00:00:00Z", vec!["until"]),
         ("/admin/v1/audit?cursor=abc", vec!["cursor"]),
     ] {
-        let reply = h.call(Method::GET, uri, None).await;
+        let reply = h.get(uri).await;
         assert_error(&reply, StatusCode::BAD_REQUEST, "invalid_request");
         let mut got = reply.fields();
         got.sort();
@@ -888,7 +860,7 @@ async fn unknown_things_get_404_and_wrong_methods_405() {
         "/admin/v1/keys?identity=nobody",
         "/admin/v1/nothing-here",
     ] {
-        let reply = h.call(Method::GET, uri, None).await;
+        let reply = h.get(uri).await;
         assert_error(&reply, StatusCode::NOT_FOUND, "not_found");
     }
     for (method, uri) in [
@@ -933,7 +905,7 @@ async fn lists_page_with_limit_and_cursor() {
     let mut uri = "/admin/v1/identities?limit=3".to_owned();
     let mut pages = 0;
     loop {
-        let reply = h.call(Method::GET, &uri, None).await;
+        let reply = h.get(&uri).await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
         let items = reply.body["items"].as_array().unwrap();
         assert!(items.len() <= 3);
@@ -949,27 +921,18 @@ async fn lists_page_with_limit_and_cursor() {
 
     // Keys and the audit log page the same way.
     for _ in 0..3 {
-        h.call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "ops"})),
-        )
-        .await;
+        h.create_key(json!({"identity": "ops"})).await;
     }
-    let first = h.call(Method::GET, "/admin/v1/keys?limit=4", None).await;
+    let first = h.get("/admin/v1/keys?limit=4").await;
     assert_eq!(first.body["items"].as_array().unwrap().len(), 4);
     let cursor = first.body["next_cursor"].as_str().unwrap();
     let second = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/keys?limit=4&cursor={cursor}"),
-            None,
-        )
+        .get(&format!("/admin/v1/keys?limit=4&cursor={cursor}"))
         .await;
     assert_eq!(second.body["items"].as_array().unwrap().len(), 1);
     assert!(second.body["next_cursor"].is_null());
 
-    let first = h.call(Method::GET, "/admin/v1/audit?limit=2", None).await;
+    let first = h.get("/admin/v1/audit?limit=2").await;
     let ids: Vec<i64> = first.body["items"]
         .as_array()
         .unwrap()
@@ -979,11 +942,7 @@ async fn lists_page_with_limit_and_cursor() {
     assert!(ids[0] > ids[1], "newest first: {ids:?}");
     let cursor = first.body["next_cursor"].as_str().unwrap();
     let second = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/audit?limit=2&cursor={cursor}"),
-            None,
-        )
+        .get(&format!("/admin/v1/audit?limit=2&cursor={cursor}"))
         .await;
     assert!(second.body["items"][0]["id"].as_i64().unwrap() < ids[1]);
 }
@@ -992,20 +951,12 @@ async fn lists_page_with_limit_and_cursor() {
 async fn audit_filters_by_time() {
     let h = harness().await;
     let reply = h
-        .call(
-            Method::GET,
-            "/admin/v1/audit?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z",
-            None,
-        )
+        .get("/admin/v1/audit?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z")
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     assert_eq!(reply.body["items"], json!([]));
     let reply = h
-        .call(
-            Method::GET,
-            "/admin/v1/audit?since=2000-01-01T00:00:00Z&actor=cli:test",
-            None,
-        )
+        .get("/admin/v1/audit?since=2000-01-01T00:00:00Z&actor=cli:test")
         .await;
     // The harness made one identity and two keys through the store as `cli:test`.
     assert_eq!(reply.body["items"].as_array().unwrap().len(), 3);
@@ -1142,16 +1093,10 @@ async fn openapi_schemas_match_what_the_api_returns() {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
     };
-    let identity = h.call(Method::GET, "/admin/v1/identities/ops", None).await;
+    let identity = h.get("/admin/v1/identities/ops").await;
     assert_eq!(keys_of(&identity.body), declared("Identity"));
     assert_eq!(keys_of(&identity.body), required("Identity"));
-    let created = h
-        .call(
-            Method::POST,
-            "/admin/v1/keys",
-            Some(json!({"identity": "ops"})),
-        )
-        .await;
+    let created = h.create_key(json!({"identity": "ops"})).await;
     assert_eq!(keys_of(&created.body), declared("CreatedKey"));
     assert_eq!(keys_of(&created.body["record"]), declared("KeyRecord"));
     assert_eq!(keys_of(&created.body["record"]), required("KeyRecord"));
@@ -1160,10 +1105,10 @@ async fn openapi_schemas_match_what_the_api_returns() {
         .call(Method::POST, &format!("/admin/v1/keys/{id}/rotate"), None)
         .await;
     assert_eq!(keys_of(&rotated.body), declared("RotatedKey"));
-    let audit = h.call(Method::GET, "/admin/v1/audit?limit=1", None).await;
+    let audit = h.get("/admin/v1/audit?limit=1").await;
     assert_eq!(keys_of(&audit.body), declared("AuditPage"));
     assert_eq!(keys_of(&audit.body["items"][0]), declared("AuditEvent"));
-    let error = h.call(Method::GET, "/admin/v1/keys?limit=0", None).await;
+    let error = h.get("/admin/v1/keys?limit=0").await;
     assert_eq!(keys_of(&error.body["error"]), required_of_error(&doc));
     assert_eq!(
         keys_of(&error.body["error"]["details"][0]),
@@ -1247,7 +1192,7 @@ async fn identity_overrides_round_trip() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
     assert_eq!(created.body["rate_limit_override"], "100/s");
     assert_eq!(created.body["quota_override"], "50000/month");
-    let id = created.body["id"].as_str().unwrap().to_owned();
+    let id = created.string("id");
 
     // Change one, clear the other with null; absent fields are kept.
     let patched = h
@@ -1260,11 +1205,9 @@ async fn identity_overrides_round_trip() {
     assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
     assert_eq!(patched.body["rate_limit_override"], "1000/h");
     assert_eq!(patched.body["quota_override"], Value::Null);
-    let shown = h
-        .call(Method::GET, &format!("/admin/v1/identities/{id}"), None)
-        .await;
+    let shown = h.get(&format!("/admin/v1/identities/{id}")).await;
     assert_eq!(shown.body, patched.body);
-    let listed = h.call(Method::GET, "/admin/v1/identities", None).await;
+    let listed = h.get("/admin/v1/identities").await;
     let item = listed.body["items"]
         .as_array()
         .unwrap()
@@ -1291,16 +1234,14 @@ async fn identity_overrides_round_trip() {
             "unknown quota period \"s\" (use day or month)".to_owned()
         )]
     );
-    let shown = h.call(Method::GET, "/admin/v1/identities/acme", None).await;
+    let shown = h.get("/admin/v1/identities/acme").await;
     assert_eq!(shown.body, patched.body);
 
     // Audited with the admin actor, from and to.
     let audit = h
-        .call(
-            Method::GET,
-            &format!("/admin/v1/audit?target={id}&action=identity.update"),
-            None,
-        )
+        .get(&format!(
+            "/admin/v1/audit?target={id}&action=identity.update"
+        ))
         .await;
     let items = audit.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{}", audit.text);
@@ -1348,11 +1289,7 @@ async fn serve_records_the_real_client_address() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
     let audit = h
-        .call(
-            Method::GET,
-            "/admin/v1/audit?action=identity.create&limit=1",
-            None,
-        )
+        .get("/admin/v1/audit?action=identity.create&limit=1")
         .await;
     assert_eq!(audit.body["items"][0]["source_ip"], "127.0.0.1");
 }

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
+use serde::Serialize;
 use serde_json::{json, Value};
 use sqlx::any::AnyPoolOptions;
 use sqlx::AnyConnection;
@@ -39,11 +40,11 @@ use crate::error::StoreError;
 use crate::key::{ApiKey, KeyHash, KeyHasher};
 use crate::model::{
     self, Actor, AuditEvent, AuditFilter, Identity, IdentityUpdate, KeyFilter, KeyRecord,
-    KeyStatus, KeyUpdate, NewIdentity, NewKey, OverrideKind, Page, Paged, RotatedKey, UsageRecord,
+    KeyStatus, KeyUpdate, NewIdentity, NewKey, Page, Paged, RotatedKey, UsageRecord,
     IDENTITY_ID_PREFIX, KEY_ID_PREFIX,
 };
 use crate::secret::SecretString;
-use rows::{Binds, Cursor, IDENTITY_COLUMNS, KEY_COLUMNS};
+use rows::{Binds, Cursor, PageQuery, IDENTITY_COLUMNS, KEY_COLUMNS};
 
 /// Longest rotation grace accepted: the old key must not outlive its replacement for long.
 pub const MAX_ROTATION_GRACE: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -226,21 +227,12 @@ impl Store {
         model::validate_name("name", &new.name)?;
         model::validate_tags("roles", &new.roles)?;
         let metadata = model::validate_metadata("metadata", &new.metadata)?;
-        model::validate_override(
-            "rate_limit_override",
-            OverrideKind::Rate,
+        model::validate_overrides(
             new.rate_limit_override.as_deref(),
-        )?;
-        model::validate_override(
-            "quota_override",
-            OverrideKind::Quota,
             new.quota_override.as_deref(),
         )?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
-        if self.identity_named(&mut tx, &new.name).await?.is_some() {
-            return Err(StoreError::DuplicateIdentityName(new.name));
-        }
         let identity = Identity {
             id: model::new_id(IDENTITY_ID_PREFIX),
             name: new.name,
@@ -259,8 +251,8 @@ impl Store {
         .bind(&identity.name)
         .bind(metadata)
         .bind(rows::tags_json(&identity.roles))
-        .bind(identity.rate_limit_override.clone())
-        .bind(identity.quota_override.clone())
+        .bind(identity.rate_limit_override.as_deref())
+        .bind(identity.quota_override.as_deref())
         .bind(now.unix_millis())
         .execute(&mut *tx.conn)
         .await
@@ -289,27 +281,20 @@ impl Store {
 
     /// Identities in creation order.
     pub async fn list_identities(&self, page: &Page) -> Result<Paged<Identity>, StoreError> {
-        let limit = page.checked_limit()?;
-        let mut binds = Binds::default();
-        let mut sql = format!("SELECT {IDENTITY_COLUMNS} FROM identities");
+        let mut query = PageQuery::new(page)?;
         if let Some(cursor) = &page.cursor {
             let cursor = Cursor::parse(cursor, IDENTITY_ID_PREFIX)?;
-            sql.push_str(&format!(" WHERE {}", cursor.condition(&mut binds)));
+            query.filter(|binds| cursor.condition(binds));
         }
-        sql.push_str(&format!(
-            " ORDER BY created_at, id LIMIT {}",
-            binds.int(limit + 1)
-        ));
-        let rows = binds
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.inner.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(rows::identity)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = rows::page_end(&mut items, limit, |i| Cursor::of(i.created_at, &i.id));
-        Ok(Paged { items, next_cursor })
+        query
+            .fetch(
+                &self.inner.pool,
+                &format!("SELECT {IDENTITY_COLUMNS} FROM identities"),
+                "created_at, id",
+                rows::identity,
+                |i| Cursor::of(i.created_at, &i.id),
+            )
+            .await
     }
 
     /// Changes an identity's name, metadata, roles or overrides. Errors:
@@ -331,12 +316,13 @@ impl Store {
         if let Some(metadata) = &update.metadata {
             model::validate_metadata("metadata", metadata)?;
         }
-        if let Some(value) = &update.rate_limit_override {
-            model::validate_override("rate_limit_override", OverrideKind::Rate, value.as_deref())?;
-        }
-        if let Some(value) = &update.quota_override {
-            model::validate_override("quota_override", OverrideKind::Quota, value.as_deref())?;
-        }
+        model::validate_overrides(
+            update
+                .rate_limit_override
+                .as_ref()
+                .and_then(Option::as_deref),
+            update.quota_override.as_ref().and_then(Option::as_deref),
+        )?;
         if update == IdentityUpdate::default() {
             return Err(StoreError::invalid("update", "nothing to change"));
         }
@@ -345,41 +331,23 @@ impl Store {
         let mut identity = find_identity(&mut tx.conn, id_or_name)
             .await?
             .ok_or_else(|| StoreError::IdentityNotFound(id_or_name.to_owned()))?;
-        let mut changes = serde_json::Map::new();
-        if let Some(name) = update.name {
-            if name != identity.name {
-                if self.identity_named(&mut tx, &name).await?.is_some() {
-                    return Err(StoreError::DuplicateIdentityName(name));
-                }
-                changes.insert("name".into(), json!({"from": identity.name, "to": name}));
-                identity.name = name;
-            }
-        }
-        if let Some(metadata) = update.metadata {
-            changes.insert(
-                "metadata".into(),
-                json!({"from": identity.metadata, "to": metadata}),
-            );
-            identity.metadata = metadata;
-        }
-        if let Some(roles) = update.roles {
-            changes.insert("roles".into(), json!({"from": identity.roles, "to": roles}));
-            identity.roles = roles;
-        }
-        if let Some(value) = update.rate_limit_override {
-            changes.insert(
-                "rate_limit_override".into(),
-                json!({"from": identity.rate_limit_override, "to": value}),
-            );
-            identity.rate_limit_override = value;
-        }
-        if let Some(value) = update.quota_override {
-            changes.insert(
-                "quota_override".into(),
-                json!({"from": identity.quota_override, "to": value}),
-            );
-            identity.quota_override = value;
-        }
+        // Renaming to the current name is no change; a name taken by another identity is
+        // refused by the UNIQUE constraint (see `duplicate_name_or`).
+        let name = update.name.filter(|name| *name != identity.name);
+        let mut changes = Changes::default();
+        changes.apply("name", &mut identity.name, name);
+        changes.apply("metadata", &mut identity.metadata, update.metadata);
+        changes.apply("roles", &mut identity.roles, update.roles);
+        changes.apply(
+            "rate_limit_override",
+            &mut identity.rate_limit_override,
+            update.rate_limit_override,
+        );
+        changes.apply(
+            "quota_override",
+            &mut identity.quota_override,
+            update.quota_override,
+        );
         identity.updated_at = now;
         sqlx::query(
             "UPDATE identities SET name = $1, metadata = $2, roles = $3, \
@@ -388,8 +356,8 @@ impl Store {
         .bind(&identity.name)
         .bind(identity.metadata.to_string())
         .bind(rows::tags_json(&identity.roles))
-        .bind(identity.rate_limit_override.clone())
-        .bind(identity.quota_override.clone())
+        .bind(identity.rate_limit_override.as_deref())
+        .bind(identity.quota_override.as_deref())
         .bind(now.unix_millis())
         .bind(&identity.id)
         .execute(&mut *tx.conn)
@@ -400,7 +368,7 @@ impl Store {
             actor,
             "identity.update",
             &identity.id,
-            json!({ "changes": changes }),
+            changes.into_detail(),
         )
         .await?;
         self.commit_lifecycle(tx).await?;
@@ -462,14 +430,8 @@ impl Store {
         model::validate_tags("scopes", &new.scopes)?;
         model::validate_tags("roles", &new.roles)?;
         model::validate_metadata("metadata", &new.metadata)?;
-        model::validate_override(
-            "rate_limit_override",
-            OverrideKind::Rate,
+        model::validate_overrides(
             new.rate_limit_override.as_deref(),
-        )?;
-        model::validate_override(
-            "quota_override",
-            OverrideKind::Quota,
             new.quota_override.as_deref(),
         )?;
         let mut tx = self.begin_lifecycle().await?;
@@ -526,43 +488,31 @@ impl Store {
         filter: &KeyFilter,
         page: &Page,
     ) -> Result<Paged<KeyRecord>, StoreError> {
-        let limit = page.checked_limit()?;
+        let mut query = PageQuery::new(page)?;
         let now = self.now();
-        let mut binds = Binds::default();
-        let mut conditions = Vec::new();
         if let Some(identity) = &filter.identity {
             let mut conn = self.inner.pool.acquire().await?;
             let identity = find_identity(&mut conn, identity)
                 .await?
                 .ok_or_else(|| StoreError::IdentityNotFound(identity.clone()))?;
-            conditions.push(format!("identity_id = {}", binds.text(&identity.id)));
+            query.filter(|binds| format!("identity_id = {}", binds.text(&identity.id)));
         }
         if let Some(status) = filter.status {
-            conditions.push(rows::status_condition(&mut binds, status, now));
+            query.filter(|binds| rows::status_condition(binds, status, now));
         }
         if let Some(cursor) = &page.cursor {
             let cursor = Cursor::parse(cursor, KEY_ID_PREFIX)?;
-            conditions.push(cursor.condition(&mut binds));
+            query.filter(|binds| cursor.condition(binds));
         }
-        let mut sql = format!("SELECT {KEY_COLUMNS} FROM api_keys");
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(
-            " ORDER BY created_at, id LIMIT {}",
-            binds.int(limit + 1)
-        ));
-        let rows = binds
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.inner.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(|row| rows::key(row, now))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = rows::page_end(&mut items, limit, |k| Cursor::of(k.created_at, &k.id));
-        Ok(Paged { items, next_cursor })
+        query
+            .fetch(
+                &self.inner.pool,
+                &format!("SELECT {KEY_COLUMNS} FROM api_keys"),
+                "created_at, id",
+                |row| rows::key(row, now),
+                |k| Cursor::of(k.created_at, &k.id),
+            )
+            .await
     }
 
     /// Changes a key's scopes, roles, metadata, expiry or overrides. Refused with
@@ -587,12 +537,13 @@ impl Store {
         if let Some(metadata) = &update.metadata {
             model::validate_metadata("metadata", metadata)?;
         }
-        if let Some(value) = &update.rate_limit_override {
-            model::validate_override("rate_limit_override", OverrideKind::Rate, value.as_deref())?;
-        }
-        if let Some(value) = &update.quota_override {
-            model::validate_override("quota_override", OverrideKind::Quota, value.as_deref())?;
-        }
+        model::validate_overrides(
+            update
+                .rate_limit_override
+                .as_ref()
+                .and_then(Option::as_deref),
+            update.quota_override.as_ref().and_then(Option::as_deref),
+        )?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
         let mut key = find_key(&mut tx.conn, key_id, now)
@@ -605,46 +556,24 @@ impl Store {
                 operation: "update",
             });
         }
-        let mut changes = serde_json::Map::new();
-        if let Some(scopes) = update.scopes {
-            changes.insert("scopes".into(), json!({"from": key.scopes, "to": scopes}));
-            key.scopes = scopes;
+        if update.expires_at.flatten().is_some_and(|at| at <= now) {
+            return Err(StoreError::invalid("expires_at", "must be in the future"));
         }
-        if let Some(roles) = update.roles {
-            changes.insert("roles".into(), json!({"from": key.roles, "to": roles}));
-            key.roles = roles;
-        }
-        if let Some(metadata) = update.metadata {
-            changes.insert(
-                "metadata".into(),
-                json!({"from": key.metadata, "to": metadata}),
-            );
-            key.metadata = metadata;
-        }
-        if let Some(expires_at) = update.expires_at {
-            if expires_at.is_some_and(|at| at <= now) {
-                return Err(StoreError::invalid("expires_at", "must be in the future"));
-            }
-            changes.insert(
-                "expires_at".into(),
-                json!({"from": key.expires_at, "to": expires_at}),
-            );
-            key.expires_at = expires_at;
-        }
-        if let Some(value) = update.rate_limit_override {
-            changes.insert(
-                "rate_limit_override".into(),
-                json!({"from": key.rate_limit_override, "to": value}),
-            );
-            key.rate_limit_override = value;
-        }
-        if let Some(value) = update.quota_override {
-            changes.insert(
-                "quota_override".into(),
-                json!({"from": key.quota_override, "to": value}),
-            );
-            key.quota_override = value;
-        }
+        let mut changes = Changes::default();
+        changes.apply("scopes", &mut key.scopes, update.scopes);
+        changes.apply("roles", &mut key.roles, update.roles);
+        changes.apply("metadata", &mut key.metadata, update.metadata);
+        changes.apply("expires_at", &mut key.expires_at, update.expires_at);
+        changes.apply(
+            "rate_limit_override",
+            &mut key.rate_limit_override,
+            update.rate_limit_override,
+        );
+        changes.apply(
+            "quota_override",
+            &mut key.quota_override,
+            update.quota_override,
+        );
         key.updated_at = now;
         key.status = key.status_at(now);
         sqlx::query(
@@ -655,20 +584,14 @@ impl Store {
         .bind(rows::tags_json(&key.roles))
         .bind(key.metadata.to_string())
         .bind(key.expires_at.map(Timestamp::unix_millis))
-        .bind(key.rate_limit_override.clone())
-        .bind(key.quota_override.clone())
+        .bind(key.rate_limit_override.as_deref())
+        .bind(key.quota_override.as_deref())
         .bind(now.unix_millis())
         .bind(&key.id)
         .execute(&mut *tx.conn)
         .await?;
-        tx.audit(
-            now,
-            actor,
-            "key.update",
-            &key.id,
-            json!({ "changes": changes }),
-        )
-        .await?;
+        tx.audit(now, actor, "key.update", &key.id, changes.into_detail())
+            .await?;
         self.commit_lifecycle(tx).await?;
         Ok(key)
     }
@@ -793,17 +716,19 @@ impl Store {
     }
 
     /// Writes a `key.expire` audit event for every key that has expired (its own expiry or
-    /// the end of its rotation grace) since the last sweep, and returns their ids. Expiry
-    /// itself needs no write (status is computed from times); this only makes it visible in
-    /// the audit log. Run it periodically from one place (e.g. every minute).
+    /// the end of its rotation grace) since the last sweep, and returns their ids, sorted.
+    /// Expiry itself needs no write (status is computed from times); this only makes it
+    /// visible in the audit log. Run it periodically from one place (e.g. every minute).
     pub async fn sweep_expired(&self, actor: &Actor) -> Result<Vec<String>, StoreError> {
         model::validate_actor(actor)?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
-        let expired: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "SELECT id, expires_at, rotating_until FROM api_keys \
+        // One statement marks them all and says which they were.
+        let mut expired: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "UPDATE api_keys SET expiry_audited_at = $1 \
              WHERE revoked_at IS NULL AND expiry_audited_at IS NULL \
-             AND (expires_at <= $1 OR rotating_until <= $1) ORDER BY id",
+             AND (expires_at <= $1 OR rotating_until <= $1) \
+             RETURNING id, expires_at, rotating_until",
         )
         .bind(now.unix_millis())
         .fetch_all(&mut *tx.conn)
@@ -813,6 +738,8 @@ impl Store {
             tx.conn.rollback().await?;
             return Ok(Vec::new());
         }
+        // RETURNING order is unspecified: audit in id order on both databases.
+        expired.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut ids = Vec::with_capacity(expired.len());
         for (id, expires_at, rotating_until) in expired {
             let by_grace = match (expires_at, rotating_until) {
@@ -820,11 +747,6 @@ impl Store {
                 (None, Some(_)) => true,
                 _ => false,
             };
-            sqlx::query("UPDATE api_keys SET expiry_audited_at = $1 WHERE id = $2")
-                .bind(now.unix_millis())
-                .bind(&id)
-                .execute(&mut *tx.conn)
-                .await?;
             let ended_at = if by_grace { rotating_until } else { expires_at };
             let detail = json!({
                 "reason": if by_grace { "rotation_grace_ended" } else { "expires_at" },
@@ -936,45 +858,35 @@ impl Store {
         filter: &AuditFilter,
         page: &Page,
     ) -> Result<Paged<AuditEvent>, StoreError> {
-        let limit = page.checked_limit()?;
-        let mut binds = Binds::default();
-        let mut conditions = Vec::new();
+        let mut query = PageQuery::new(page)?;
         if let Some(actor) = &filter.actor {
-            conditions.push(format!("actor = {}", binds.text(actor)));
+            query.filter(|binds| format!("actor = {}", binds.text(actor)));
         }
         if let Some(action) = &filter.action {
-            conditions.push(format!("action = {}", binds.text(action)));
+            query.filter(|binds| format!("action = {}", binds.text(action)));
         }
         if let Some(target) = &filter.target {
-            conditions.push(format!("target = {}", binds.text(target)));
+            query.filter(|binds| format!("target = {}", binds.text(target)));
         }
         if let Some(since) = filter.since {
-            conditions.push(format!("at >= {}", binds.int(since.unix_millis())));
+            query.filter(|binds| format!("at >= {}", binds.int(since.unix_millis())));
         }
         if let Some(until) = filter.until {
-            conditions.push(format!("at < {}", binds.int(until.unix_millis())));
+            query.filter(|binds| format!("at < {}", binds.int(until.unix_millis())));
         }
         if let Some(cursor) = &page.cursor {
             let id = i64::from_str(cursor).map_err(|_| StoreError::InvalidCursor)?;
-            conditions.push(format!("id < {}", binds.int(id)));
+            query.filter(|binds| format!("id < {}", binds.int(id)));
         }
-        let mut sql =
-            "SELECT id, at, actor, action, target, source_ip, detail FROM audit_events".to_owned();
-        if !conditions.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conditions.join(" AND "));
-        }
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", binds.int(limit + 1)));
-        let rows = binds
-            .bind_all(sqlx::query(&sql))
-            .fetch_all(&self.inner.pool)
-            .await?;
-        let mut items = rows
-            .iter()
-            .map(rows::audit_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = rows::page_end(&mut items, limit, |e| e.id.to_string());
-        Ok(Paged { items, next_cursor })
+        query
+            .fetch(
+                &self.inner.pool,
+                "SELECT id, at, actor, action, target, source_ip, detail FROM audit_events",
+                "id DESC",
+                rows::audit_event,
+                |e| e.id.to_string(),
+            )
+            .await
     }
 
     // ----- change notification ----------------------------------------------------------
@@ -1043,19 +955,6 @@ impl Store {
         changes::publish(&self.inner.changes, tx.counter);
         Ok(())
     }
-
-    async fn identity_named(
-        &self,
-        tx: &mut LifecycleTx,
-        name: &str,
-    ) -> Result<Option<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM identities WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx.conn)
-                .await?,
-        )
-    }
 }
 
 /// A write transaction. SQLite: `BEGIN IMMEDIATE` takes the write lock up front (waiting up
@@ -1100,6 +999,26 @@ impl LifecycleTx {
         .execute(&mut *self.conn)
         .await?;
         Ok(())
+    }
+}
+
+/// The `changes` of an update's audit event: `{field: {"from": old, "to": new}}` for each
+/// field the update sets.
+#[derive(Default)]
+struct Changes(serde_json::Map<String, Value>);
+
+impl Changes {
+    /// Sets `field` to `to` when the update names it, and records the change as `name`.
+    fn apply<T: Serialize>(&mut self, name: &str, field: &mut T, to: Option<T>) {
+        if let Some(to) = to {
+            self.0
+                .insert(name.to_owned(), json!({"from": field, "to": to}));
+            *field = to;
+        }
+    }
+
+    fn into_detail(self) -> Value {
+        json!({ "changes": self.0 })
     }
 }
 
@@ -1153,8 +1072,8 @@ async fn insert_key(
     .bind(key.metadata.to_string())
     .bind(key.created_at.unix_millis())
     .bind(key.expires_at.map(Timestamp::unix_millis))
-    .bind(key.rate_limit_override.clone())
-    .bind(key.quota_override.clone())
+    .bind(key.rate_limit_override.as_deref())
+    .bind(key.quota_override.as_deref())
     .execute(&mut *conn)
     .await?;
     Ok(())

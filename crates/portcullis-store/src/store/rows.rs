@@ -1,14 +1,15 @@
-//! Row decoding, dynamic SQL binds, cursors and the status conditions shared by queries.
+//! Row decoding, dynamic SQL binds, cursors, paged listings and the status conditions shared
+//! by queries.
 
 use serde_json::Value;
 use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryScalar};
-use sqlx::{Any, Row};
+use sqlx::{Any, AnyPool, Row};
 
 use crate::clock::Timestamp;
 use crate::error::StoreError;
 use crate::key::KeyHash;
-use crate::model::{self, AuditEvent, Identity, KeyRecord, KeyStatusKind, QuotaUsage};
+use crate::model::{self, AuditEvent, Identity, KeyRecord, KeyStatusKind, Page, Paged, QuotaUsage};
 
 pub(crate) const IDENTITY_COLUMNS: &str =
     "id, name, metadata, roles, rate_limit_override, quota_override, created_at, updated_at";
@@ -130,19 +131,61 @@ impl Cursor {
     }
 }
 
-/// Trims the extra row fetched to detect a next page and returns the cursor after the last
-/// item kept.
-pub(crate) fn page_end<T>(
-    items: &mut Vec<T>,
+/// A creation- or id-ordered listing: `SELECT … [WHERE c1 AND c2 …] ORDER BY … LIMIT n + 1`,
+/// the extra row telling whether a next page exists.
+pub(crate) struct PageQuery {
     limit: i64,
-    cursor: impl Fn(&T) -> String,
-) -> Option<String> {
-    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    if items.len() > limit {
-        items.truncate(limit);
-        items.last().map(cursor)
-    } else {
-        None
+    binds: Binds,
+    conditions: Vec<String>,
+}
+
+impl PageQuery {
+    /// A query for `page`, whose limit is checked here; its cursor is the caller's to parse.
+    pub(crate) fn new(page: &Page) -> Result<PageQuery, StoreError> {
+        Ok(PageQuery {
+            limit: page.checked_limit()?,
+            binds: Binds::default(),
+            conditions: Vec::new(),
+        })
+    }
+
+    /// Adds a condition (ANDed with the others) whose values `condition` binds.
+    pub(crate) fn filter(&mut self, condition: impl FnOnce(&mut Binds) -> String) {
+        let condition = condition(&mut self.binds);
+        self.conditions.push(condition);
+    }
+
+    /// Runs `select` (`SELECT … FROM table`) with the conditions, decodes each row, and
+    /// returns the page with the cursor after its last item when more rows follow.
+    pub(crate) async fn fetch<T>(
+        mut self,
+        pool: &AnyPool,
+        select: &str,
+        order_by: &str,
+        decode: impl Fn(&AnyRow) -> Result<T, StoreError>,
+        cursor: impl Fn(&T) -> String,
+    ) -> Result<Paged<T>, StoreError> {
+        let mut sql = select.to_owned();
+        if !self.conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&self.conditions.join(" AND "));
+        }
+        let limit = self.binds.int(self.limit + 1);
+        sql.push_str(&format!(" ORDER BY {order_by} LIMIT {limit}"));
+        let rows = self
+            .binds
+            .bind_all(sqlx::query(&sql))
+            .fetch_all(pool)
+            .await?;
+        let mut items = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
+        let keep = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        let next_cursor = if items.len() > keep {
+            items.truncate(keep);
+            items.last().map(cursor)
+        } else {
+            None
+        };
+        Ok(Paged { items, next_cursor })
     }
 }
 
