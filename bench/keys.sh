@@ -3,6 +3,9 @@
 # against the same route public, in one run (wrk, same upstream, inspection and access log off).
 #
 #   bench/keys.sh              # DURATION=10s CONNS=64 REPEAT=3
+#   DURATION=2s REPEAT=1 bench/keys.sh   # a quick check
+# The binary is built into $CARGO_TARGET_DIR (default target/); PORTCULLIS_BIN=path skips the
+# build and uses that binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
@@ -13,63 +16,23 @@ CONNS=${CONNS:-64}
 need_pkg wrk wrk
 need_pkg nginx nginx
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+setup_work
 
 UP=18281; PC=18282
-(cd "$root" && cargo build --release --locked -q -p portcullis)
-bin="$root/target/release/portcullis"
+build_portcullis
 
-cat > "$work/up.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up.pid;
-error_log $work/up.err crit;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 '{"ok":true}'; } } }
-CONF
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$work/pepper"
-cat > "$work/gw.toml" <<CONF
-[gateway]
-listen = ["127.0.0.1:$PC"]
-[admin]
-listen = "127.0.0.1:$((PC + 1000))"
-[log]
-access = "off"
-[store]
-url = "sqlite://$work/keys.db"
-pepper = "file:$work/pepper"
-[[upstream]]
-name = "up"
-targets = ["127.0.0.1:$UP"]
-[[route]]
-name = "public"
-path_prefix = "/public/"
-upstream = "up"
-auth = ["none"]
-inspect = { mode = "off" }
-[[route]]
-name = "keyed"
-path_prefix = "/keyed/"
-upstream = "up"
-auth = ["api_key"]
-scopes = ["bench"]
-inspect = { mode = "off" }
-CONF
+{
+  pc_config $PC $UP
+  printf '[store]\nurl = "sqlite://%s/keys.db"\npepper = "file:%s/pepper"\n' "$work" "$work"
+  pc_route public /public/ "${bare_route[@]}"
+  pc_route keyed /keyed/ 'auth = ["api_key"]' 'scopes = ["bench"]' 'inspect = { mode = "off" }'
+} > "$work/gw.toml"
 "$bin" identities create -c "$work/gw.toml" --name bench >/dev/null
 key=$("$bin" keys create -c "$work/gw.toml" --identity bench --scopes bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
 
-nginx -c "$work/up.conf" & pids+=($!)
-wait_port $UP
-"$bin" serve -c "$work/gw.toml" 2>"$work/pc.err" & pids+=($!); pc_pid=$!
-wait_port $PC
+start_upstream $UP
+start_on $PC "$work/pc.err" "$bin" serve -c "$work/gw.toml"; pc_pid=$started_pid
 
 cat > "$work/key.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $key"
@@ -88,7 +51,7 @@ if [ -n "${KEYS:-}" ]; then
   kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
   (cd "$root" && cargo build --release --locked -q -p portcullis-store --example bulk_keys)
   big="$work/big"; mkdir -p "$big"
-  "$root/target/release/examples/bulk_keys" "sqlite://$big/keys.db" "$(cat "$work/pepper")" "$KEYS" 2>/dev/null
+  "$target/release/examples/bulk_keys" "sqlite://$big/keys.db" "$(cat "$work/pepper")" "$KEYS" 2>/dev/null
   sed "s|sqlite://$work/keys.db|sqlite://$big/keys.db|; s|127.0.0.1:$PC|127.0.0.1:$((PC + 1))|; s|127.0.0.1:$((PC + 1000))|127.0.0.1:$((PC + 1001))|" \
     "$work/gw.toml" > "$big/gw.toml"
   empty_rss=$(awk '/^VmRSS:/ {print $2}' /proc/self/status)

@@ -34,44 +34,18 @@ need_pkg nginx nginx
 need_pkg redis-server redis-server
 need_pkg redis-benchmark redis-tools
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+setup_work
 
 UP=18481; PC=18482; PCR=18483; NGX=18484; NGXA=18485; NGXR=18486; RDS=18487
 
-if [ -n "${PORTCULLIS_BIN:-}" ]; then
-  bin=$PORTCULLIS_BIN
-else
-  echo "building portcullis (release)" >&2
-  (cd "$root" && cargo build --release --locked -q -p portcullis)
-  bin="${CARGO_TARGET_DIR:-$root/target}/release/portcullis"
-fi
+build_portcullis
 
 # --- upstream, nginx ---------------------------------------------------------------------
-cat > "$work/up.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up.pid;
-error_log $work/up.err crit;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 '{"ok":true}'; default_type application/json; } } }
-CONF
 # nginx's limit_req drains the bucket by rate × elapsed whole milliseconds, so requests that
 # arrive in the same millisecond pile up even at a huge rate: the allowing zone needs a burst
 # above the requests per millisecond (~100 here) to refuse nothing. The run counts non-2xx.
-cat > "$work/ngx.conf" <<CONF
-worker_processes auto;
-daemon off;
-pid $work/ngx.pid;
-error_log $work/ngx.err crit;
-events { worker_connections 4096; }
+{ nginx_main ngx auto
+  cat <<CONF
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -87,41 +61,15 @@ http {
   server { listen 127.0.0.1:$NGXR; location / { limit_req zone=z burst=1 nodelay; proxy_pass http://backend; } }
 }
 CONF
+} > "$work/ngx.conf"
 
 # --- portcullis: one gateway on the local backend, one on Redis --------------------------
 gateway_conf() { # port limits-section
-  cat <<CONF
-[gateway]
-listen = ["127.0.0.1:$1"]
-[admin]
-listen = "127.0.0.1:$(($1 + 1000))"
-[log]
-access = "off"
-$2
-[[upstream]]
-name = "up"
-targets = ["127.0.0.1:$UP"]
-[[route]]
-name = "plain"
-path_prefix = "/plain/"
-upstream = "up"
-auth = ["none"]
-inspect = { mode = "off" }
-[[route]]
-name = "allow"
-path_prefix = "/allow/"
-upstream = "up"
-auth = ["none"]
-inspect = { mode = "off" }
-limit = { rate = "1000000000/s", by = "ip" }
-[[route]]
-name = "reject"
-path_prefix = "/reject/"
-upstream = "up"
-auth = ["none"]
-inspect = { mode = "off" }
-limit = { rate = "1/m", burst = 1, by = "ip" }
-CONF
+  pc_config "$1" $UP
+  printf '%s\n' "$2"
+  pc_route plain /plain/ "${bare_route[@]}"
+  pc_route allow /allow/ "${bare_route[@]}" 'limit = { rate = "1000000000/s", by = "ip" }'
+  pc_route reject /reject/ "${bare_route[@]}" 'limit = { rate = "1/m", burst = 1, by = "ip" }'
 }
 gateway_conf $PC '' > "$work/local.toml"
 gateway_conf $PCR "[limits]
@@ -131,9 +79,9 @@ timeout = \"50ms\"" > "$work/redis.toml"
 "$bin" check -c "$work/local.toml" >/dev/null
 
 # A redis-server of our own: its PID gives its CPU, and no other user shares it.
-redis-server --bind 127.0.0.1 --port $RDS --save '' --appendonly no --logfile "$work/redis.log" \
-  --dir "$work" & pids+=($!); redis_pid=$!
-wait_port $RDS
+start_on $RDS "$work/redis.stderr" redis-server --bind 127.0.0.1 --port $RDS --save '' \
+  --appendonly no --logfile "$work/redis.log" --dir "$work"
+redis_pid=$started_pid
 
 redis_ok=1; redis_note=""
 if ! check_out=$("$bin" check -c "$work/redis.toml" 2>&1); then
@@ -145,15 +93,13 @@ if ! check_out=$("$bin" check -c "$work/redis.toml" 2>&1); then
   fi
 fi
 
-nginx -c "$work/up.conf" & pids+=($!)
-wait_port $UP
-nginx -c "$work/ngx.conf" & pids+=($!); ngx_pid=$!
-wait_port $NGX
-"$bin" serve -c "$work/local.toml" 2>"$work/local.err" & pids+=($!); pc_pid=$!
-wait_port $PC
+start_upstream $UP
+start_on $NGX "$work/ngx.log" nginx -c "$work/ngx.conf"; ngx_pid=$started_pid
+start_on $PC "$work/local.err" "$bin" serve -c "$work/local.toml"; pc_pid=$started_pid
 if [ "$redis_ok" = 1 ]; then
-  "$bin" serve -c "$work/redis.toml" 2>"$work/redis.err" & pids+=($!); pcr_pid=$!
-  if ! wait_port $PCR 2>/dev/null; then
+  if start_on $PCR "$work/redis.err" "$bin" serve -c "$work/redis.toml" 2>/dev/null; then
+    pcr_pid=$started_pid
+  else
     redis_ok=0; redis_note="redis backend: gateway did not start: $(tail -n 3 "$work/redis.err" | tr '\n' ' ')"
   fi
 fi
@@ -175,10 +121,8 @@ run_once() { # name url pid...
   a=$(cpu_ticks "$@"); r_a=$(cpu_ticks "$redis_pid")
   echo "$out" > "$work/runs/$name.last"
   local requests rps p50 p99 non2xx sockerr
-  requests=$(awk '/requests in/ {print $1}' <<<"$out")
-  rps=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-  p50=$(to_us "$(awk '$1=="50%" {print $2}' <<<"$out")")
-  p99=$(to_us "$(awk '$1=="99%" {print $2}' <<<"$out")")
+  read -r requests rps p50 p99 < <(wrk_figures <<<"$out")
+  p50=$(to_us "$p50"); p99=$(to_us "$p99")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); non2xx=${non2xx:-0}
   sockerr=$(awk '/Socket errors/ { s = 0; for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i + 0; print s }' <<<"$out")
   awk -v t=$((a - b)) -v rt=$((r_a - r_b)) -v hz="$hz" -v n="${requests:-0}" -v rps="$rps" \

@@ -10,6 +10,9 @@
 # (utime+stime from /proc/PID/stat divided by requests served) and RSS after load.
 #
 #   bench/proxy.sh            # DURATION=10s CONNS=64 REPEAT=3 by default
+#   DURATION=2s REPEAT=1 bench/proxy.sh   # a quick check
+# The binaries are built into $CARGO_TARGET_DIR (default target/); PORTCULLIS_BIN=path skips
+# the gateway's build and uses that binary.
 # Each row is the median of REPEAT runs by CPU per request; every run's figure is shown.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,44 +24,16 @@ CONNS=${CONNS:-64}
 need_pkg wrk wrk
 need_pkg nginx nginx
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+setup_work
 
 UP=18081; NGX=18082; PC=18083; PCLOG=18084; FLOOR=18085
 
-echo "building portcullis (release)" >&2
-(cd "$root" && cargo build --release --locked -q -p portcullis && cargo build --release --locked -q -p portcullis-proxy --example hyper_floor)
-bin="$root/target/release/portcullis"
-floor="$root/target/release/examples/hyper_floor"
+build_portcullis
+(cd "$root" && cargo build --release --locked -q -p portcullis-proxy --example hyper_floor)
+floor="$target/release/examples/hyper_floor"
 
-mkdir -p "$work/up" "$work/ngx"
-cat > "$work/up/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up/nginx.pid;
-error_log $work/up/error.log crit;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server {
-    listen 127.0.0.1:$UP;
-    location / { return 200 '{"ok":true}'; default_type application/json; }
-  }
-}
-CONF
-cat > "$work/ngx/nginx.conf" <<CONF
-worker_processes auto;
-daemon off;
-pid $work/ngx/nginx.pid;
-error_log $work/ngx/error.log crit;
-events { worker_connections 4096; }
+{ nginx_main ngx auto
+  cat <<CONF
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -74,38 +49,16 @@ http {
   }
 }
 CONF
-for port in $PC $PCLOG; do
-  # The plain-proxy row turns inspection off (this benchmark measures the proxy); the second
-  # row is the default route: inspection on, JSON access log to a file.
-  log=off; inspect='inspect = { mode = "off" }'
-  [ "$port" = "$PCLOG" ] && { log="$work/access-$port.log"; inspect=""; }
-  cat > "$work/pc-$port.toml" <<CONF
-[gateway]
-listen = ["127.0.0.1:$port"]
-[admin]
-listen = "127.0.0.1:$((port + 1000))"
-[log]
-access = "$log"
-[[upstream]]
-name = "bench"
-targets = ["127.0.0.1:$UP"]
-[[route]]
-name = "all"
-path_prefix = "/"
-upstream = "bench"
-auth = ["none"]
-$inspect
-CONF
-done
+} > "$work/ngx.conf"
+# The plain-proxy row turns inspection off (this benchmark measures the proxy); the second
+# row is the default route: inspection on, JSON access log to a file.
+{ pc_config $PC $UP; pc_route all / "${bare_route[@]}"; } > "$work/pc-$PC.toml"
+{ pc_config $PCLOG $UP "$work/access-$PCLOG.log"; pc_route all / 'auth = ["none"]'; } > "$work/pc-$PCLOG.toml"
 
-nginx -c "$work/up/nginx.conf" & pids+=($!); up_pid=$!
-wait_port $UP
-nginx -c "$work/ngx/nginx.conf" & pids+=($!); ngx_pid=$!
-wait_port $NGX
-"$bin" serve -c "$work/pc-$PC.toml" 2>"$work/pc.err" & pids+=($!); pc_pid=$!
-wait_port $PC
-"$floor" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$(nproc)" & pids+=($!); floor_pid=$!
-wait_port $FLOOR
+start_upstream $UP
+start_on $NGX "$work/ngx.log" nginx -c "$work/ngx.conf"; ngx_pid=$started_pid
+start_on $PC "$work/pc.err" "$bin" serve -c "$work/pc-$PC.toml"; pc_pid=$started_pid
+start_on $FLOOR "$work/floor.err" "$floor" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$(nproc)"; floor_pid=$started_pid
 
 echo
 echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -122,7 +75,6 @@ kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
 PIDS_FOR_RSS=("$pc_pid")
 measure "portcullis (inspection off, access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
 kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true
-"$bin" serve -c "$work/pc-$PCLOG.toml" 2>"$work/pclog.err" & pids+=($!); pclog_pid=$!
-wait_port $PCLOG
+start_on $PCLOG "$work/pclog.err" "$bin" serve -c "$work/pc-$PCLOG.toml"; pclog_pid=$started_pid
 PIDS_FOR_RSS=("$pclog_pid")
 measure "portcullis defaults (inspection on, JSON access log to a file)" "http://127.0.0.1:$PCLOG/" "$pclog_pid"

@@ -24,54 +24,15 @@ need_pkg apache2 apache2
 [ -d /usr/share/modsecurity-crs/rules ] || need_pkg __none__ modsecurity-crs
 command -v python3 >/dev/null || { echo "python3 is needed for the replay" >&2; exit 1; }
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+setup_work
 
 UP=18181; PC=18182; PL1=18183; PL2=18184
 
-echo "building portcullis (release)" >&2
-(cd "$root" && cargo build --release --locked -q -p portcullis)
+build_portcullis
 
-cat > "$work/up.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/up.pid;
-error_log $work/up.err crit;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_max_body_size 20m;
-  server { listen 127.0.0.1:$UP; location / { return 200 'ok'; } }
-}
-CONF
-nginx -c "$work/up.conf" & pids+=($!)
-wait_port $UP
-
-cat > "$work/pc.toml" <<CONF
-[gateway]
-listen = ["127.0.0.1:$PC"]
-max_body_bytes = "16 MiB"
-[admin]
-listen = "127.0.0.1:$((PC + 1000))"
-[log]
-access = "off"
-[[upstream]]
-name = "up"
-targets = ["127.0.0.1:$UP"]
-[[route]]
-name = "all"
-path_prefix = "/"
-upstream = "up"
-auth = ["none"]
-CONF
-"$root/target/release/portcullis" serve -c "$work/pc.toml" 2>"$work/pc.err" & pids+=($!)
-wait_port $PC
+start_upstream $UP ok 'client_max_body_size 20m;'
+{ pc_config $PC $UP off 'max_body_bytes = "16 MiB"'; pc_route all / 'auth = ["none"]'; } > "$work/pc.toml"
+start_on $PC "$work/pc.err" "$bin" serve -c "$work/pc.toml"
 
 modules=/usr/lib/apache2/modules
 for level in 1 2; do
@@ -111,8 +72,7 @@ Include /usr/share/modsecurity-crs/rules/*.conf
 ProxyPass "/" "http://127.0.0.1:$UP/"
 CONF
   chown www-data "$work" 2>/dev/null || true
-  apache2 -f "$work/apache-$level.conf" -DFOREGROUND & pids+=($!)
-  wait_port "$port"
+  start_on "$port" "$work/apache-$level.log" apache2 -f "$work/apache-$level.conf" -DFOREGROUND
 done
 
 echo "replaying ${#files[@]} file(s): $(cat "${files[@]}" | wc -l) requests per target" >&2

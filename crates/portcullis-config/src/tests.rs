@@ -265,6 +265,9 @@ fn empty_limit_lists_are_refused() {
         "route[0].limit: an empty list: remove `limit` or give it a table",
         "route[0].quota: an empty list: remove `quota` or give it a table",
     ] {
-        assert!(errors.contains(expected), "missing {expected:?} in:\n{errors}");
+        assert!(
+            errors.contains(expected),
+            "missing {expected:?} in:\n{errors}"
+        );
     }
 }

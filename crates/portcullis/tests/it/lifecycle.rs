@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use crate::support::*;
 
-#[tokio::test]
-async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
+/// Upstreams "a" and "b", and their config blocks.
+async fn two_upstreams() -> (Upstream, Upstream, String) {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let ups = [
@@ -17,17 +17,19 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
         upstream_block("b", &[b.addr], ""),
     ]
     .concat();
+    (a, b, ups)
+}
+
+#[tokio::test]
+async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
+    let (_a, _b, ups) = two_upstreams().await;
     let gw = TestGateway::start("", &format!("{ups}{}", route_block("r", "/", "a", ""))).await;
     let c = client();
     let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
     assert_eq!(echo["upstream"], "a");
 
     gw.rewrite("", &format!("{ups}{}", route_block("r", "/", "b", "")));
-    let response = c
-        .post(format!("{}/admin/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.reload().await;
     assert_eq!(response.status(), 200);
     let echo: Value = get_json(&c, format!("{}/x", gw.http)).await;
     assert_eq!(echo["upstream"], "b");
@@ -41,11 +43,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
             "[[route]]\nname = \"x\"\npath = \"/y\"\nupstream = \"a\"\n"
         ),
     );
-    let response = c
-        .post(format!("{}/admin/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.reload().await;
     assert_eq!(response.status(), 422);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "invalid_config");
@@ -65,11 +63,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
         ),
     )
     .unwrap();
-    let response = c
-        .post(format!("{}/admin/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
+    let response = gw.reload().await;
     assert_eq!(response.status(), 422);
     let metrics = metrics(&c, &gw).await;
     assert!(
@@ -84,13 +78,7 @@ async fn reload_swaps_a_valid_config_and_refuses_an_invalid_one() {
 
 #[tokio::test]
 async fn reload_under_load_drops_no_request() {
-    let a = Upstream::start("a").await;
-    let b = Upstream::start("b").await;
-    let ups = [
-        upstream_block("a", &[a.addr], ""),
-        upstream_block("b", &[b.addr], ""),
-    ]
-    .concat();
+    let (a, b, ups) = two_upstreams().await;
     let gw = TestGateway::start("", &format!("{ups}{}", route_block("r", "/", "a", ""))).await;
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -129,16 +117,10 @@ async fn reload_under_load_drops_no_request() {
             }
         }));
     }
-    let c = client();
     for round in 0..20 {
         let target = if round % 2 == 0 { "b" } else { "a" };
         gw.rewrite("", &format!("{ups}{}", route_block("r", "/", target, "")));
-        let response = c
-            .post(format!("{}/admin/reload", gw.admin))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(gw.reload().await.status(), 200);
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     stop.store(true, Ordering::Relaxed);
@@ -152,13 +134,7 @@ async fn reload_under_load_drops_no_request() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("drain_timeout = \"10s\"", &config).await;
+    let (_a, gw) = echo_gateway("drain_timeout = \"10s\"", &[("r", "/", "")]).await;
     let url = format!("{}/slow/500", gw.http);
     let addr = gw.addr();
     let in_flight = tokio::spawn(async move { client().get(url).send().await.unwrap().status() });

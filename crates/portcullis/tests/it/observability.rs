@@ -6,29 +6,13 @@ use crate::support::*;
 
 #[tokio::test]
 async fn access_log_has_one_json_line_per_request() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/api/", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway("", &[("r", "/api/", "")]).await;
     let c = client();
-    c.post(format!("{}/api/orders?token=secret", gw.http))
-        .body("hello")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    c.get(format!("{}/missing", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let posted = c
+        .post(format!("{}/api/orders?token=secret", gw.http))
+        .body("hello");
+    assert_eq!(send_status(posted).await, 200);
+    assert_eq!(status(&c, format!("{}/missing", gw.http)).await, 404);
     let log = gw.access_log(2).await;
     assert_eq!(log.len(), 2);
     let first = &log[0];
@@ -67,43 +51,15 @@ async fn access_log_has_one_json_line_per_request() {
 
 #[tokio::test]
 async fn metrics_count_requests_latency_errors_and_connections() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", "methods = [\"GET\"]"),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway("", &[("r", "/", "methods = [\"GET\"]")]).await;
     let c = client();
     for _ in 0..3 {
-        c.get(format!("{}/x", gw.http))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        assert_eq!(status(&c, format!("{}/x", gw.http)).await, 200);
     }
-    c.post(format!("{}/x", gw.http))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    assert_eq!(send_status(c.post(format!("{}/x", gw.http))).await, 405);
     let admin = client();
-    let health = admin
-        .get(format!("{}/healthz", gw.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(health.status(), 200);
-    let ready = admin
-        .get(format!("{}/readyz", gw.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    assert_eq!(status(&admin, format!("{}/healthz", gw.admin)).await, 200);
+    assert_eq!(status(&admin, format!("{}/readyz", gw.admin)).await, 200);
     let text = metrics(&admin, &gw).await;
     for want in [
         "portcullis_requests_total{route=\"r\",status=\"200\",decision=\"allow\"} 3",

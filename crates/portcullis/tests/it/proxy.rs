@@ -33,31 +33,21 @@ async fn routes_pick_the_most_specific_match_and_404_in_json() {
     let echo: Value = get_json(&c, format!("{}/orders/7/items", gw.http)).await;
     assert_eq!(echo["upstream"], "a", "prefix route");
 
-    let echo: Value = c
-        .get(format!("{}/orders/7", gw.http))
-        .header("host", "API.example.com:8080")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = send_json(
+        c.get(format!("{}/orders/7", gw.http))
+            .header("host", "API.example.com:8080"),
+    )
+    .await;
     assert_eq!(echo["upstream"], "a", "host-specific route");
 
-    let response = c
-        .get(format!("{}/nothing/here", gw.http))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    let response = get(&c, format!("{}/nothing/here", gw.http)).await;
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["cache-control"], "no-store");
     let id = response.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
-    let body = response.text().await.unwrap();
-    assert_eq!(error_code(&body), "not_found");
+    let body = assert_refused(response, 404, "not_found").await;
     assert!(body.contains(&id), "request id in body");
 
     let response = c
@@ -67,24 +57,16 @@ async fn routes_pick_the_most_specific_match_and_404_in_json() {
         .unwrap();
     // The prefix route takes every method, so DELETE goes there rather than 405.
     assert_eq!(response.status(), 200);
+    let echo: Value = response.json().await.unwrap();
+    assert_eq!(echo["upstream"], "a", "prefix route");
 }
 
 #[tokio::test]
 async fn method_not_allowed_has_allow_header() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/x", "a", "methods = [\"POST\"]"),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
-    let response = client().get(format!("{}/x", gw.http)).send().await.unwrap();
-    assert_eq!(response.status(), 405);
+    let (_a, gw) = echo_gateway("", &[("r", "/x", "methods = [\"POST\"]")]).await;
+    let response = get(&client(), format!("{}/x", gw.http)).await;
     assert_eq!(response.headers()["allow"], "POST");
-    assert_eq!(
-        error_code(&response.text().await.unwrap()),
-        "method_not_allowed"
-    );
+    assert_refused(response, 405, "method_not_allowed").await;
 }
 
 #[tokio::test]
@@ -113,11 +95,7 @@ async fn round_robin_over_targets_with_pooled_connections() {
 #[tokio::test]
 async fn failed_target_is_taken_out_and_requests_still_succeed() {
     let a = Upstream::start("a").await;
-    // A port with nothing listening.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = dead_addr();
     let config = [
         upstream_block(
             "u",
@@ -130,8 +108,7 @@ async fn failed_target_is_taken_out_and_requests_still_succeed() {
     let gw = TestGateway::start("", &config).await;
     let c = client();
     for _ in 0..10 {
-        let response = c.get(format!("{}/x", gw.http)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(status(&c, format!("{}/x", gw.http)).await, 200);
     }
     // The dead target was tried once, then left out of rotation.
     let metrics = metrics(&c, &gw).await;
@@ -152,10 +129,7 @@ async fn failed_target_is_taken_out_and_requests_still_succeed() {
 
 #[tokio::test]
 async fn all_targets_down_is_502_and_slow_upstream_is_504() {
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
+    let dead = dead_addr();
     let slow = Upstream::start("slow").await;
     let config = [
         upstream_block("dead", &[dead], ""),
@@ -166,35 +140,18 @@ async fn all_targets_down_is_502_and_slow_upstream_is_504() {
     .concat();
     let gw = TestGateway::start("", &config).await;
     let c = client();
-    let response = c.get(format!("{}/dead", gw.http)).send().await.unwrap();
-    assert_eq!(response.status(), 502);
-    let body = response.text().await.unwrap();
-    assert_eq!(error_code(&body), "bad_gateway");
+    let response = get(&c, format!("{}/dead", gw.http)).await;
+    let body = assert_refused(response, 502, "bad_gateway").await;
     assert!(!body.contains("127.0.0.1"), "no internal detail: {body}");
 
-    let response = c
-        .get(format!("{}/slow/3000", gw.http))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 504);
-    assert_eq!(
-        error_code(&response.text().await.unwrap()),
-        "gateway_timeout"
-    );
-    let response = c.get(format!("{}/slow/1", gw.http)).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let response = get(&c, format!("{}/slow/3000", gw.http)).await;
+    assert_refused(response, 504, "gateway_timeout").await;
+    assert_eq!(status(&c, format!("{}/slow/1", gw.http)).await, 200);
 }
 
 #[tokio::test]
 async fn hop_by_hop_and_leaky_headers_are_stripped_both_ways() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway("", &[("r", "/", "")]).await;
     let text = raw(
         gw.addr(),
         b"GET /echo HTTP/1.1\r\nHost: h\r\nConnection: close, x-client-hop\r\nX-Client-Hop: secret\r\nKeep-Alive: timeout=9\r\nTE: trailers\r\nUpgrade: websocket\r\nProxy-Authorization: Basic Zm9vOmJhcg==\r\nX-End: kept\r\n\r\n",
@@ -243,13 +200,7 @@ async fn hop_by_hop_and_leaky_headers_are_stripped_both_ways() {
 
 #[tokio::test]
 async fn request_ids_and_forwarding_headers() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (a, gw) = echo_gateway("", &[("r", "/", "")]).await;
     let c = client();
 
     // Generated when absent, unique, sent both ways.
@@ -281,17 +232,13 @@ async fn request_ids_and_forwarding_headers() {
     assert_ne!(response.headers()["x-request-id"], "<script>");
 
     // Untrusted peer: forged forwarding headers are replaced, not extended.
-    let echo: Value = c
-        .get(format!("{}/x", gw.http))
-        .header("x-forwarded-for", "6.6.6.6")
-        .header("forwarded", "for=6.6.6.6")
-        .header("host", "shop.example")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = send_json(
+        c.get(format!("{}/x", gw.http))
+            .header("x-forwarded-for", "6.6.6.6")
+            .header("forwarded", "for=6.6.6.6")
+            .header("host", "shop.example"),
+    )
+    .await;
     assert_eq!(echo["headers"]["x-forwarded-for"][0], "127.0.0.1");
     assert_eq!(echo["headers"]["forwarded"][0], "for=127.0.0.1;proto=http");
     assert_eq!(echo["headers"]["x-forwarded-proto"][0], "http");
@@ -308,16 +255,13 @@ async fn trusted_proxy_chain_sets_client_ip_and_is_extended() {
     ]
     .concat();
     let gw = TestGateway::start("trusted_proxies = [\"127.0.0.0/8\"]", &config).await;
-    let echo: Value = client()
-        .get(format!("{}/x", gw.http))
-        .header("x-forwarded-for", "203.0.113.9, 127.0.0.5")
-        .header("host", "shop.example")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let echo = send_json(
+        client()
+            .get(format!("{}/x", gw.http))
+            .header("x-forwarded-for", "203.0.113.9, 127.0.0.5")
+            .header("host", "shop.example"),
+    )
+    .await;
     assert_eq!(
         echo["headers"]["x-forwarded-for"][0],
         "203.0.113.9, 127.0.0.5, 127.0.0.1"
@@ -329,39 +273,32 @@ async fn trusted_proxy_chain_sets_client_ip_and_is_extended() {
 
 #[tokio::test]
 async fn admission_filter_blocks_or_monitors() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block(
-            "blocked",
-            "/blocked",
-            "a",
-            "admission = { deny = [\"127.0.0.0/8\"] }",
-        ),
-        route_block(
-            "watched",
-            "/watched",
-            "a",
-            "admission = { allow = [\"10.0.0.0/8\"], mode = \"monitor\" }",
-        ),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (a, gw) = echo_gateway(
+        "",
+        &[
+            (
+                "blocked",
+                "/blocked",
+                "admission = { deny = [\"127.0.0.0/8\"] }",
+            ),
+            (
+                "watched",
+                "/watched",
+                "admission = { allow = [\"10.0.0.0/8\"], mode = \"monitor\" }",
+            ),
+        ],
+    )
+    .await;
     let c = client();
-    let response = c.get(format!("{}/blocked", gw.http)).send().await.unwrap();
-    assert_eq!(response.status(), 403);
-    assert_eq!(
-        error_code(&response.text().await.unwrap()),
-        "ip_not_allowed"
-    );
-    let response = c.get(format!("{}/watched", gw.http)).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    let response = get(&c, format!("{}/blocked", gw.http)).await;
+    assert_refused(response, 403, "ip_not_allowed").await;
+    assert_eq!(status(&c, format!("{}/watched", gw.http)).await, 200);
     let log = gw.access_log(2).await;
     assert_eq!(log[0]["decision"], "reject");
     assert_eq!(log[1]["decision"], "monitor");
     assert_eq!(log[1]["monitored"][0], "admission");
     assert_eq!(
-        a.requests.load(std::sync::atomic::Ordering::SeqCst),
+        a.served(),
         1,
         "the blocked request never reached the upstream"
     );
@@ -369,13 +306,7 @@ async fn admission_filter_blocks_or_monitors() {
 
 #[tokio::test]
 async fn http2_prior_knowledge_end_to_end() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway("", &[("r", "/", "")]).await;
     let c = reqwest::Client::builder()
         .no_proxy()
         .http2_prior_knowledge()
@@ -428,13 +359,12 @@ async fn upstream_tls_verifies_the_ca() {
     .concat();
     let gw = TestGateway::start_in(dir, "", &config).await;
     let c = client();
-    let response = c.get(format!("{}/good", gw.http)).send().await.unwrap();
+    let response = get(&c, format!("{}/good", gw.http)).await;
     assert_eq!(response.status(), 200);
     let echo: Value = response.json().await.unwrap();
     assert_eq!(echo["upstream"], "secure");
-    let response = c.get(format!("{}/bad", gw.http)).send().await.unwrap();
     assert_eq!(
-        response.status(),
+        status(&c, format!("{}/bad", gw.http)).await,
         502,
         "a certificate from an unknown CA is refused"
     );

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use portcullis_store::{Actor, NewIdentity, NewKey};
+use portcullis_store::NewKey;
 use serde_json::Value;
 
 use crate::support::*;
@@ -16,15 +16,11 @@ fn header(response: &reqwest::Response, name: &str) -> String {
 }
 
 async fn public_gateway(extra: &str) -> (Upstream, TestGateway) {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("limited", "/orders", "a", extra),
-        route_block("free", "/health", "a", ""),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
-    (a, gw)
+    echo_gateway(
+        "",
+        &[("limited", "/orders", extra), ("free", "/health", "")],
+    )
+    .await
 }
 
 #[tokio::test]
@@ -45,15 +41,14 @@ async fn a_limited_route_answers_429_with_an_honest_retry_after_and_ratelimit_he
     assert_eq!(header(&refused, "ratelimit-policy"), "\"ip-1s\";q=1;w=1");
     assert!(header(&refused, "ratelimit").starts_with("\"ip-1s\";r=0;t="));
     assert_eq!(header(&refused, "cache-control"), "no-store");
-    let body = refused.text().await.unwrap();
-    assert_eq!(error_code(&body), "rate_limited");
+    assert_refused(refused, 429, "rate_limited").await;
 
     // A client that waits exactly what it was told is let in.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(status(&c, &url).await, 200);
 
     // Routes without limits carry no rate-limit headers.
-    let free = c.get(format!("{}/health", gw.http)).send().await.unwrap();
+    let free = get(&c, format!("{}/health", gw.http)).await;
     assert_eq!(free.status(), 200);
     assert!(free.headers().get("ratelimit").is_none());
 
@@ -106,8 +101,7 @@ async fn monitor_mode_lets_requests_through_and_counts_them() {
             .await;
     let c = client();
     for _ in 0..3 {
-        let response = c.get(format!("{}/orders", gw.http)).send().await.unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(status(&c, format!("{}/orders", gw.http)).await, 200);
     }
     let log = gw.access_log(3).await;
     assert_eq!(log[0]["decision"], "allow");
@@ -123,13 +117,7 @@ async fn monitor_mode_lets_requests_through_and_counts_them() {
 
 #[tokio::test]
 async fn in_flight_limit_refuses_the_extra_request_and_frees_its_slot() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("slow", "/slow/", "a", "concurrency = { max = 2 }"),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway("", &[("slow", "/slow/", "concurrency = { max = 2 }")]).await;
     let c = client();
     let url = format!("{}/slow/600", gw.http);
     let (first, second) = (c.get(&url).send(), c.get(&url).send());
@@ -141,13 +129,9 @@ async fn in_flight_limit_refuses_the_extra_request_and_frees_its_slot() {
         )
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let refused = c.get(&url).send().await.unwrap();
-    assert_eq!(refused.status(), 429);
+    let refused = get(&c, &url).await;
     assert_eq!(header(&refused, "retry-after"), "1");
-    assert_eq!(
-        error_code(&refused.text().await.unwrap()),
-        "too_many_concurrent_requests"
-    );
+    assert_refused(refused, 429, "too_many_concurrent_requests").await;
     assert_eq!(pending.await.unwrap(), (200, 200));
     // Both slots are back once the responses are done.
     let (x, y) = tokio::join!(c.get(&url).send(), c.get(&url).send());
@@ -158,14 +142,12 @@ async fn in_flight_limit_refuses_the_extra_request_and_frees_its_slot() {
 
 #[tokio::test]
 async fn connections_past_the_per_ip_cap_get_429_and_are_closed() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/", "a", ""),
-        "[limits]\nmax_connections_per_ip = 2\n".to_owned(),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway_with(
+        "",
+        &[("r", "/", "")],
+        "[limits]\nmax_connections_per_ip = 2\n",
+    )
+    .await;
     let addr = gw.addr();
     let request = b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n";
     let mut held = Vec::new();
@@ -190,53 +172,32 @@ async fn connections_past_the_per_ip_cap_get_429_and_are_closed() {
     assert_eq!(error_code(&third), "too_many_connections");
     drop(held);
     // The slots come back with the connections.
-    let mut ok = false;
-    for _ in 0..50 {
-        if raw(
+    let ok = poll_until(50, Duration::from_millis(20), async || {
+        raw(
             addr,
             b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
         )
         .await
         .starts_with("HTTP/1.1 200")
-        {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await;
     assert!(ok, "connection slots were not given back");
     gw.shutdown().await;
 }
 
 #[tokio::test]
 async fn a_global_limit_covers_every_request_of_the_listener() {
-    let a = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[a.addr], ""),
-        route_block("r", "/orders", "a", ""),
-        "[limits]\nglobal = { rate = \"2/m\", burst = 2 }\n".to_owned(),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    let (_a, gw) = echo_gateway_with(
+        "",
+        &[("r", "/orders", "")],
+        "[limits]\nglobal = { rate = \"2/m\", burst = 2 }\n",
+    )
+    .await;
     let c = client();
-    assert_eq!(
-        c.get(format!("{}/orders", gw.http))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(status(&c, format!("{}/orders", gw.http)).await, 200);
     // Unknown paths count too: the global limit protects the gateway itself.
-    assert_eq!(
-        c.get(format!("{}/nope", gw.http))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
-    let refused = c.get(format!("{}/orders", gw.http)).send().await.unwrap();
+    assert_eq!(status(&c, format!("{}/nope", gw.http)).await, 404);
+    let refused = get(&c, format!("{}/orders", gw.http)).await;
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "retry-after"), "30");
     gw.shutdown().await;
@@ -247,57 +208,20 @@ async fn keyed_gateway(
     upstream: &Upstream,
     extra: &str,
 ) -> (TestGateway, portcullis_store::Store) {
-    let store_dir = dir.path().to_path_buf();
     let config = [
-        store_block(dir.path()),
         upstream_block("a", &[upstream.addr], ""),
-        route_block(
-            "orders",
-            "/orders",
-            "a",
-            &format!("auth = [\"api_key\"]\n{extra}"),
-        )
-        .replace("auth = [\"none\"]\n", ""),
+        api_key_route("orders", "/orders", "a", extra),
     ]
     .concat();
-    let gw = TestGateway::start_in(dir, "", &config).await;
-    let store = open_store(&store_dir).await;
-    (gw, store)
+    gateway_with_store(dir, &config).await
 }
 
-async fn new_key(store: &portcullis_store::Store, identity: &str) -> (String, String) {
-    if store.get_identity(identity).await.is_err() {
-        store
-            .create_identity(NewIdentity::named(identity), &Actor::new("test"))
-            .await
-            .unwrap();
-    }
-    let (record, plaintext) = store
-        .create_key(NewKey::for_identity(identity), &Actor::new("test"))
-        .await
-        .unwrap();
-    (record.id, plaintext.expose().to_owned())
-}
-
-async fn status_with(c: &reqwest::Client, url: &str, key: &str) -> u16 {
-    c.get(url)
-        .bearer_auth(key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
-
-/// Waits (bounded) until the gateway knows `key`.
+/// Waits (bounded) until the gateway knows `key`: the key's first request is accepted.
 async fn until_known(c: &reqwest::Client, url: &str, key: &str) {
-    for _ in 0..100 {
-        if status_with(c, url, key).await != 401 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the gateway never learnt the key");
+    assert!(
+        until_status(c, url, key, 200).await,
+        "the gateway never learnt the key"
+    );
 }
 
 #[tokio::test]
@@ -307,26 +231,18 @@ async fn identities_have_their_own_buckets_and_a_key_override_replaces_the_route
     let (gw, store) = keyed_gateway(dir, &a, "limit = { rate = \"3/m\", by = \"identity\" }").await;
     let c = client();
     let url = format!("{}/orders", gw.http);
-    let (_, acme_1) = new_key(&store, "acme").await;
-    let (_, acme_2) = new_key(&store, "acme").await;
-    store
-        .create_identity(NewIdentity::named("globex"), &Actor::new("test"))
-        .await
-        .unwrap();
+    let (_, acme_1) = new_key(&store, "acme", &[]).await;
+    let (_, acme_2) = new_key(&store, "acme", &[]).await;
     let mut premium = NewKey::for_identity("globex");
     premium.rate_limit_override = Some("5/m".into());
-    let (_, globex) = store
-        .create_key(premium, &Actor::new("test"))
-        .await
-        .unwrap();
-    let globex = globex.expose().to_owned();
+    let (_, globex) = issue_key(&store, premium).await;
     // `until_known` spends one request of the bucket when the key is already known.
     until_known(&c, &url, &acme_1).await;
-    assert_eq!(status_with(&c, &url, &acme_2).await, 200);
+    assert_eq!(status_with_key(&c, &url, &acme_2).await, 200);
     // Both keys of one identity share its bucket: 3 in all.
-    assert_eq!(status_with(&c, &url, &acme_1).await, 200);
-    assert_eq!(status_with(&c, &url, &acme_2).await, 429);
-    assert_eq!(status_with(&c, &url, &acme_1).await, 429);
+    assert_eq!(status_with_key(&c, &url, &acme_1).await, 200);
+    assert_eq!(status_with_key(&c, &url, &acme_2).await, 429);
+    assert_eq!(status_with_key(&c, &url, &acme_1).await, 429);
 
     // The override reached the gateway with the key: its policy is 5 a minute from the
     // first accepted request (which `until_known` spends).
@@ -340,7 +256,7 @@ async fn identities_have_their_own_buckets_and_a_key_override_replaces_the_route
     assert!(header(&response, "ratelimit").starts_with("\"identity-1m\";r=3;"));
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        statuses.push(status_with(&c, &url, &globex).await);
+        statuses.push(status_with_key(&c, &url, &globex).await);
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
     gw.shutdown().await;
@@ -359,33 +275,27 @@ async fn a_quota_survives_a_restart() {
     .await;
     let c = client();
     let url = format!("{}/orders", gw.http);
-    let (key_id, key) = new_key(&store, "acme").await;
+    let (key_id, key) = new_key(&store, "acme", &[]).await;
     let mut admin = NewKey::for_identity("acme");
     admin.roles = vec!["admin".into()];
-    let (_, admin) = store.create_key(admin, &Actor::new("test")).await.unwrap();
-    let admin = admin.expose().to_owned();
+    let (_, admin) = issue_key(&store, admin).await;
     until_known(&c, &url, &key).await;
-    assert_eq!(status_with(&c, &url, &key).await, 200);
+    assert_eq!(status_with_key(&c, &url, &key).await, 200);
     let last = c.get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(last.status(), 200);
     assert_eq!(header(&last, "ratelimit-policy"), "\"key-day\";q=3;w=86400");
     assert!(header(&last, "ratelimit").starts_with("\"key-day\";r=0;t="));
     let refused = c.get(&url).bearer_auth(&key).send().await.unwrap();
-    assert_eq!(refused.status(), 429);
     let wait: u64 = header(&refused, "retry-after").parse().unwrap();
     assert!((1..=86_400).contains(&wait), "{wait}");
-    assert_eq!(error_code(&refused.text().await.unwrap()), "quota_exceeded");
+    assert_refused(refused, 429, "quota_exceeded").await;
 
     // The admin API shows where the key's quota stands.
-    let report: Value = c
-        .get(format!("{}/admin/v1/keys/{key_id}/quota", gw.admin))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let report = send_json(
+        c.get(format!("{}/admin/v1/keys/{key_id}/quota", gw.admin))
+            .bearer_auth(&admin),
+    )
+    .await;
     assert_eq!(report["quotas"][0]["route"], "orders");
     assert_eq!(report["quotas"][0]["policy"], "key-day");
     assert_eq!(report["quotas"][0]["quota"], "3/day");
@@ -411,7 +321,7 @@ async fn a_quota_survives_a_restart() {
     let used: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(used["error"]["code"], "quota_exceeded");
     // And the CLI, from the store.
-    let output = crate::cli::bin()
+    let output = bin()
         .args(["keys", "show", "--json", "-c"])
         .arg(&gw.config_path)
         .arg(&key_id)
@@ -447,29 +357,20 @@ async fn buckets_survive_a_reload_and_the_backend_cannot_change_without_a_restar
     let gw = TestGateway::start("", &route("")).await;
     let c = client();
     let url = format!("{}/orders", gw.http);
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 429);
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!(status(&c, &url).await, 200);
+    assert_eq!(status(&c, &url).await, 429);
 
     // An unrelated change reloads; the spent bucket is still spent.
     gw.rewrite("", &route(&route_block("other", "/other", "a", "")));
-    let reload = c
-        .post(format!("{}/admin/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200);
-    assert_eq!(c.get(&url).send().await.unwrap().status(), 429);
+    assert_eq!(gw.reload().await.status(), 200);
+    assert_eq!(status(&c, &url).await, 429);
 
     gw.rewrite(
         "",
         &route("[limits]\nbackend = \"redis://127.0.0.1:6379\"\n"),
     );
-    let reload = c
-        .post(format!("{}/admin/reload", gw.admin))
-        .send()
-        .await
-        .unwrap();
+    let reload = gw.reload().await;
     assert_eq!(reload.status(), 422);
     let body: Value = reload.json().await.unwrap();
     assert_eq!(body["error"]["details"][0]["path"], "limits", "{body}");

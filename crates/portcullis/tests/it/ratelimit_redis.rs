@@ -2,12 +2,11 @@
 //! Redis that dies under load. Skipped (with the reason printed) when
 //! `PORTCULLIS_TEST_REDIS_URL` is not set or `redis-server` is not on `PATH`; `.ci/run` sets it.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::cli::{bin, wait_ready};
 use crate::support::*;
 
 fn redis_url() -> Option<String> {
@@ -16,15 +15,6 @@ fn redis_url() -> Option<String> {
         eprintln!("skipped: PORTCULLIS_TEST_REDIS_URL is not set");
     }
     url
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Three `portcullis serve` processes, one limit of 50/s (burst 10) on one Redis, 150 requests a
@@ -44,21 +34,10 @@ async fn three_gateways_sharing_redis_enforce_one_combined_limit() {
     );
     let path = dir.path().join("gw.toml");
     std::fs::write(&path, config).unwrap();
-    let mut gateways = Vec::new();
-    let mut processes = Vec::new();
-    for _ in 0..3 {
-        let mut child = bin()
-            .arg("serve")
-            .arg("-c")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (gateway, _) = tokio::task::block_in_place(|| wait_ready(&mut child));
-        gateways.push(gateway);
-        processes.push(Process(child));
-    }
+    let processes: Vec<Served> = (0..3)
+        .map(|_| tokio::task::block_in_place(|| Served::start(&path)))
+        .collect();
+    let gateways: Vec<String> = processes.iter().map(|p| p.gateway.clone()).collect();
 
     let allowed = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
@@ -141,10 +120,11 @@ fn start_redis(port: u16) -> Option<Process> {
     panic!("redis-server did not start on port {port}");
 }
 
+/// The value of one metric line; a missing line fails the test rather than reading as 0.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(0.0)
+        .unwrap_or_else(|| panic!("no metric {name} in\n{text}"))
 }
 
 /// Redis killed under load: requests keep being answered without waiting past the timeout,
@@ -159,16 +139,14 @@ async fn redis_stopped_mid_load_falls_back_and_recovers() {
     let Some(redis) = start_redis(port) else {
         return;
     };
-    let upstream = Upstream::start("a").await;
-    let config = [
-        upstream_block("a", &[upstream.addr], ""),
-        route_block("r", "/orders", "a", "limit = { rate = \"1000/s\", by = \"ip\" }"),
-        format!(
+    let (_upstream, gw) = echo_gateway_with(
+        "",
+        &[("r", "/orders", "limit = { rate = \"1000/s\", by = \"ip\" }")],
+        &format!(
             "[limits]\nbackend = \"redis://127.0.0.1:{port}\"\ntimeout = \"50ms\"\non_backend_error = \"local\"\n"
         ),
-    ]
-    .concat();
-    let gw = TestGateway::start("", &config).await;
+    )
+    .await;
     let c = client();
     let url = format!("{}/orders", gw.http);
     let mut worst = Duration::ZERO;
@@ -217,16 +195,11 @@ async fn redis_stopped_mid_load_falls_back_and_recovers() {
     );
 
     let _redis = start_redis(port).unwrap();
-    let mut back = false;
-    for _ in 0..100 {
+    let back = poll_until(100, Duration::from_millis(50), async || {
         run(5).await;
-        let text = metrics(&c, &gw).await;
-        if metric(&text, "portcullis_rate_limit_fallback") == 0.0 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        metric(&metrics(&c, &gw).await, "portcullis_rate_limit_fallback") == 0.0
+    })
+    .await;
     assert!(back, "the limiter never went back to Redis");
     let before = metric(
         &metrics(&c, &gw).await,

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +41,11 @@ impl Drop for Upstream {
 }
 
 impl Upstream {
+    /// Requests this upstream has answered so far.
+    pub fn served(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+
     pub async fn start(name: &str) -> Upstream {
         Self::start_with(name, None).await
     }
@@ -348,11 +355,20 @@ impl TestGateway {
                 .map(|l| serde_json::from_str(l).unwrap())
                 .collect();
             if lines.len() >= n {
-                break;
+                return lines;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        lines
+        panic!("{} access log line(s) after 2 s, expected {n}", lines.len());
+    }
+
+    /// Asks the admin API to reload the config file.
+    pub async fn reload(&self) -> reqwest::Response {
+        client()
+            .post(format!("{}/admin/reload", self.admin))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -389,6 +405,12 @@ pub async fn open_store(dir: &std::path::Path) -> portcullis_store::Store {
     .unwrap()
 }
 
+/// An address where nothing listens (a port that was free a moment ago).
+pub fn dead_addr() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
 /// An upstream + route block for tests.
 pub fn upstream_block(name: &str, targets: &[SocketAddr], extra: &str) -> String {
     let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
@@ -398,13 +420,89 @@ pub fn upstream_block(name: &str, targets: &[SocketAddr], extra: &str) -> String
     )
 }
 
+/// A public route (`auth = ["none"]`); a path ending in `/` is a prefix.
 pub fn route_block(name: &str, path: &str, upstream: &str, extra: &str) -> String {
+    route_with_auth(name, path, upstream, "none", extra)
+}
+
+/// A route that asks for an API key.
+pub fn api_key_route(name: &str, path: &str, upstream: &str, extra: &str) -> String {
+    route_with_auth(name, path, upstream, "api_key", extra)
+}
+
+fn route_with_auth(name: &str, path: &str, upstream: &str, auth: &str, extra: &str) -> String {
     let key = if path.ends_with('/') {
         "path_prefix"
     } else {
         "path"
     };
-    format!("[[route]]\nname = \"{name}\"\n{key} = \"{path}\"\nupstream = \"{upstream}\"\nauth = [\"none\"]\n{extra}\n")
+    format!("[[route]]\nname = \"{name}\"\n{key} = \"{path}\"\nupstream = \"{upstream}\"\nauth = [\"{auth}\"]\n{extra}\n")
+}
+
+/// Starts an echo upstream named "a" and a gateway whose public routes, given as
+/// (name, path, extra lines), all lead to it. `gateway_extra` goes into `[gateway]`.
+pub async fn echo_gateway(
+    gateway_extra: &str,
+    routes: &[(&str, &str, &str)],
+) -> (Upstream, TestGateway) {
+    echo_gateway_with(gateway_extra, routes, "").await
+}
+
+/// Like [`echo_gateway`], with more config (a `[limits]` section, say) after the routes.
+pub async fn echo_gateway_with(
+    gateway_extra: &str,
+    routes: &[(&str, &str, &str)],
+    more: &str,
+) -> (Upstream, TestGateway) {
+    let a = Upstream::start("a").await;
+    let mut config = upstream_block("a", &[a.addr], "");
+    for (name, path, extra) in routes {
+        config.push_str(&route_block(name, path, "a", extra));
+    }
+    config.push_str(more);
+    let gw = TestGateway::start(gateway_extra, &config).await;
+    (a, gw)
+}
+
+/// Starts a gateway with a SQLite store in `dir` (the `[store]` section is added to `config`)
+/// and opens a second handle on that store, like the CLI's.
+pub async fn gateway_with_store(
+    dir: tempfile::TempDir,
+    config: &str,
+) -> (TestGateway, portcullis_store::Store) {
+    let store_dir = dir.path().to_path_buf();
+    let config = format!("{}{config}", store_block(&store_dir));
+    let gw = TestGateway::start_in(dir, "", &config).await;
+    let store = open_store(&store_dir).await;
+    (gw, store)
+}
+
+/// Issues a key as `new` describes, creating its identity first when the store has none by
+/// that name; returns (key id, plaintext).
+pub async fn issue_key(
+    store: &portcullis_store::Store,
+    new: portcullis_store::NewKey,
+) -> (String, String) {
+    let actor = portcullis_store::Actor::new("test");
+    if store.get_identity(&new.identity).await.is_err() {
+        store
+            .create_identity(portcullis_store::NewIdentity::named(&new.identity), &actor)
+            .await
+            .unwrap();
+    }
+    let (record, plaintext) = store.create_key(new, &actor).await.unwrap();
+    (record.id, plaintext.expose().to_owned())
+}
+
+/// A key of `identity` with `scopes`; see [`issue_key`].
+pub async fn new_key(
+    store: &portcullis_store::Store,
+    identity: &str,
+    scopes: &[&str],
+) -> (String, String) {
+    let mut new = portcullis_store::NewKey::for_identity(identity);
+    new.scopes = scopes.iter().map(|s| (*s).to_owned()).collect();
+    issue_key(store, new).await
 }
 
 /// GETs a URL and parses the JSON answer (the echo upstream's, usually).
@@ -422,6 +520,67 @@ pub async fn metrics(client: &reqwest::Client, gw: &TestGateway) -> String {
         .text()
         .await
         .unwrap()
+}
+
+/// GETs a URL; the response, whatever its status.
+pub async fn get(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client.get(url).send().await.unwrap()
+}
+
+/// Sends a request, reads the whole answer, and returns its status.
+pub async fn send_status(request: reqwest::RequestBuilder) -> u16 {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    response.bytes().await.unwrap();
+    status
+}
+
+/// GETs a URL and returns the status.
+pub async fn status(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> u16 {
+    send_status(client.get(url)).await
+}
+
+/// GETs a URL with `key` as a bearer token and returns the status.
+pub async fn status_with_key(client: &reqwest::Client, url: &str, key: &str) -> u16 {
+    send_status(client.get(url).bearer_auth(key)).await
+}
+
+/// Sends a request and parses the JSON answer.
+pub async fn send_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
+/// Waits (bounded, 2 s) until a GET with `key` as a bearer token answers `want`: keys and
+/// revocations reach a running gateway through the store's change feed, not at once.
+pub async fn until_status(client: &reqwest::Client, url: &str, key: &str, want: u16) -> bool {
+    poll_until(100, Duration::from_millis(20), async || {
+        status_with_key(client, url, key).await == want
+    })
+    .await
+}
+
+/// Checks a gateway refusal: its status and the code in its JSON error body; returns the body.
+pub async fn assert_refused(response: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(response.status(), status);
+    let body = response.text().await.unwrap();
+    assert_eq!(error_code(&body), code, "{body}");
+    body
+}
+
+/// Calls `check` every `pause` until it returns true, at most `tries` times; whether it did.
+/// Callers assert the result: a poll that timed out is a failure, not a pass.
+pub async fn poll_until(
+    tries: usize,
+    pause: Duration,
+    mut check: impl AsyncFnMut() -> bool,
+) -> bool {
+    for _ in 0..tries {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    false
 }
 
 pub fn client() -> reqwest::Client {
@@ -458,4 +617,83 @@ pub fn error_code(body: &str) -> String {
     );
     assert!(error["message"].as_str().is_some(), "{body}");
     error["code"].as_str().unwrap().to_owned()
+}
+
+/// The `portcullis` binary built for these tests.
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portcullis"))
+}
+
+/// Sends a signal to a child process.
+pub fn signal(child: &Child, signal: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Reads stderr lines until the admin address is printed; returns (gateway URL, admin URL).
+pub fn wait_ready(child: &mut Child) -> (String, String) {
+    let stderr = child.stderr.take().unwrap();
+    let mut reader = BufReader::new(stderr);
+    let mut gateway = String::new();
+    let mut line = String::new();
+    for _ in 0..200 {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("process exited before it was ready");
+        }
+        if let Some(url) = line.trim().strip_prefix("portcullis: listening on ") {
+            gateway = url.to_owned();
+        }
+        if let Some(url) = line.trim().strip_prefix("portcullis: admin on ") {
+            let admin = url.to_owned();
+            // Keep draining stderr so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (gateway, admin);
+        }
+    }
+    panic!("no ready line");
+}
+
+/// A child process that is killed (and reaped) when the test ends, passing or not.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A `portcullis serve -c CONFIG` process, ready: its gateway and admin URLs.
+pub struct Served {
+    pub process: Process,
+    pub gateway: String,
+    pub admin: String,
+}
+
+impl Served {
+    /// Starts `portcullis serve` and waits (blocking this thread; call it from
+    /// `block_in_place` on a multi-thread runtime) until it prints its addresses.
+    pub fn start(config: &std::path::Path) -> Served {
+        let child = bin()
+            .arg("serve")
+            .arg("-c")
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut process = Process(child);
+        let (gateway, admin) = wait_ready(&mut process.0);
+        Served {
+            process,
+            gateway,
+            admin,
+        }
+    }
 }
