@@ -60,7 +60,13 @@ pub fn authenticate(gateway: &Gateway, headers: &HeaderMap) -> AuthOutcome {
         }
     }
     match gateway.credentials().api_key(presented) {
-        Some(principal) if principal.roles.iter().any(|role| &**role == ADMIN_ROLE) => {
+        Some(principal)
+            if principal
+                .grants
+                .roles
+                .iter()
+                .any(|role| &**role == ADMIN_ROLE) =>
+        {
             AuthOutcome::Admin(AdminCaller {
                 actor: format!("admin:{}", principal.key_id),
             })

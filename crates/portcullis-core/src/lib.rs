@@ -14,7 +14,8 @@ pub mod rejection;
 pub mod router;
 
 pub use pipeline::{
-    Chain, CredentialLookup, Decision, Filter, NoCredentials, Phase, Principal, RequestCtx, Verdict,
+    Chain, CredentialLookup, Decision, Filter, Grants, NoCredentials, Phase, Principal, RequestCtx,
+    Verdict,
 };
 pub use ratelimit::{LimitCtx, LimitOutcome, LimitState};
 pub use rejection::Rejection;

@@ -118,18 +118,27 @@ pub struct RequestCtx {
     /// What the inspection engine found (whether or not it blocked).
     pub findings: Vec<Finding>,
     /// Who is calling, once authenticated.
-    pub principal: Option<Arc<Principal>>,
+    pub principal: Option<Principal>,
     /// What the rate-limit phase decided, its headers and in-flight slots.
     pub limits: LimitCtx,
 }
 
-/// An authenticated caller.
+/// An authenticated caller: the key and what it grants. Cheap to clone (two reference counts):
+/// a key index hands one out per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
-    /// Identity id (the owner of the key).
-    pub identity: Arc<str>,
     /// Key id.
     pub key_id: Arc<str>,
+    /// What the key grants; keys with the same identity, scopes, roles and overrides share
+    /// one.
+    pub grants: Arc<Grants>,
+}
+
+/// What a credential grants: the identity it acts as, its scopes and roles, its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Grants {
+    /// Identity id (the owner of the key).
+    pub identity: Arc<str>,
     /// Scopes the credential carries.
     pub scopes: Box<[Arc<str>]>,
     /// Roles the credential carries.
@@ -145,7 +154,7 @@ pub struct Principal {
 pub trait CredentialLookup: Send + Sync + std::fmt::Debug {
     /// The caller an API key belongs to, when the key is well-formed, known and usable now.
     /// Unknown, revoked and expired keys are all `None`: the caller cannot tell them apart.
-    fn api_key(&self, presented: &str) -> Option<Arc<Principal>>;
+    fn api_key(&self, presented: &str) -> Option<Principal>;
 }
 
 /// A lookup that knows no credential (for `portcullis check`, and gateways without a store).
@@ -153,7 +162,7 @@ pub trait CredentialLookup: Send + Sync + std::fmt::Debug {
 pub struct NoCredentials;
 
 impl CredentialLookup for NoCredentials {
-    fn api_key(&self, _presented: &str) -> Option<Arc<Principal>> {
+    fn api_key(&self, _presented: &str) -> Option<Principal> {
         None
     }
 }
@@ -392,7 +401,10 @@ pub struct ScopesFilter {
 
 impl ScopesFilter {
     fn check(&self, ctx: &RequestCtx) -> Verdict {
-        let held = ctx.principal.as_ref().map_or(&[][..], |p| &p.scopes[..]);
+        let held = ctx
+            .principal
+            .as_ref()
+            .map_or(&[][..], |p| &p.grants.scopes[..]);
         if self
             .required
             .iter()

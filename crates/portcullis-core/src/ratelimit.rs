@@ -214,8 +214,9 @@ impl RateLimitFilter {
     /// The precomputed `RateLimit-Policy`, unless the caller's overrides change it.
     fn fixed_policy_for(&self, principal: Option<&Principal>) -> Option<&HeaderValue> {
         let overridden = principal.is_some_and(|p| {
-            (p.rate_override.is_some() && self.limits.iter().any(|l| l.rule.by.needs_caller()))
-                || (p.quota_override.is_some()
+            (p.grants.rate_override.is_some()
+                && self.limits.iter().any(|l| l.rule.by.needs_caller()))
+                || (p.grants.quota_override.is_some()
                     && self.quotas.iter().any(|(_, q)| q.by.needs_caller()))
         });
         if overridden {
@@ -235,9 +236,9 @@ impl RateLimitFilter {
         ctx: &RequestCtx,
         head: &Parts,
     ) -> String {
-        if let Some(p) = ctx.principal.as_deref() {
+        if let Some(p) = &ctx.principal {
             if let Some(bucket) =
-                caller_bucket(&self.route, kind, index, by, &p.identity, &p.key_id)
+                caller_bucket(&self.route, kind, index, by, &p.grants.identity, &p.key_id)
             {
                 return bucket;
             }
@@ -269,7 +270,7 @@ impl RateLimitFilter {
 
     fn gcra_for(&self, limit: &CompiledLimit, principal: Option<&Principal>) -> Gcra {
         match (
-            principal.and_then(|p| p.rate_override),
+            principal.and_then(|p| p.grants.rate_override),
             limit.rule.by.needs_caller(),
         ) {
             (Some(rate), true) => Gcra::new(rate, rate.count),
@@ -304,7 +305,7 @@ impl RateLimitFilter {
         let mut taken: Vec<(String, Gcra, Served, usize)> = Vec::new();
         let mut refusal: Option<(Rejection, LimitOutcome)> = None;
         for limit in &self.limits {
-            let gcra = self.gcra_for(limit, principal.as_deref());
+            let gcra = self.gcra_for(limit, principal.as_ref());
             let key = self.bucket("l", limit.index, &limit.rule.by, ctx, head);
             let decision = self.state.limiter.take(&key, &gcra).await;
             ctx.limits.served = Some(decision.served);
@@ -356,7 +357,10 @@ impl RateLimitFilter {
         let mut counted: Vec<(String, Quota, usize)> = Vec::new();
         if refusal.is_none() {
             for (index, rule) in &self.quotas {
-                let quota = quota_for(rule, principal.as_deref().and_then(|p| p.quota_override));
+                let quota = quota_for(
+                    rule,
+                    principal.as_ref().and_then(|p| p.grants.quota_override),
+                );
                 let key = self.bucket("q", *index, &rule.by, ctx, head);
                 let outcome = self.state.quotas.take(&key, &quota, unix_ms);
                 items.push(Item {
@@ -402,7 +406,7 @@ impl RateLimitFilter {
                 } else {
                     LimitOutcome::Allowed
                 });
-                ctx.limits.headers = render(&items, self.fixed_policy_for(principal.as_deref()));
+                ctx.limits.headers = render(&items, self.fixed_policy_for(principal.as_ref()));
                 Verdict::Continue
             }
             Some((mut rejection, outcome)) => {
@@ -418,7 +422,7 @@ impl RateLimitFilter {
                 ctx.limits.permits.clear();
                 ctx.limits.outcome = Some(outcome);
                 if let Some((policy, state)) =
-                    render(&items, self.fixed_policy_for(principal.as_deref()))
+                    render(&items, self.fixed_policy_for(principal.as_ref()))
                 {
                     rejection = rejection
                         .with_header(RATELIMIT_POLICY.clone(), policy)

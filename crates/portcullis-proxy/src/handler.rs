@@ -398,7 +398,7 @@ impl Gateway {
     ) -> Result<(Response<Incoming>, u64), Rejection> {
         let gateway = &snapshot.config.gateway;
         headers::strip_hop_by_hop(&mut head.headers);
-        headers::set_identity(&mut head.headers, ctx.principal.as_deref());
+        headers::set_identity(&mut head.headers, ctx.principal.as_ref());
         let peer_trusted = headers::is_trusted_peer(ctx.peer.ip(), &gateway.trusted_proxies);
         headers::set_forwarding(&mut head.headers, &conn.forwarding, peer_trusted);
         if let Some(id) = id_header {

@@ -161,13 +161,14 @@ pub fn set_identity(headers: &mut HeaderMap, principal: Option<&portcullis_core:
     if bearer {
         headers.remove(header::AUTHORIZATION);
     }
-    if let Ok(value) = HeaderValue::from_str(&principal.identity) {
+    if let Ok(value) = HeaderValue::from_str(&principal.grants.identity) {
         headers.insert(X_PORTCULLIS_IDENTITY.clone(), value);
     }
     if let Ok(value) = HeaderValue::from_str(&principal.key_id) {
         headers.insert(X_PORTCULLIS_KEY.clone(), value);
     }
     let scopes = principal
+        .grants
         .scopes
         .iter()
         .map(|s| s.as_ref())

@@ -26,4 +26,7 @@ pub use model::{
     UsageRecord,
 };
 pub use secret::SecretString;
-pub use store::{Backend, Store, MAX_ROTATION_GRACE, NOTIFY_CHANNEL};
+pub use store::{
+    parse_tags, Backend, IndexRow, IndexScan, IndexVisitor, Store, MAX_ROTATION_GRACE,
+    NOTIFY_CHANNEL,
+};

@@ -17,7 +17,8 @@ use portcullis_store::model::{
     Page, QuotaUsage, UsageRecord,
 };
 use portcullis_store::{
-    Clock, ErrorKind, KeyStatus, ManualClock, SecretString, Store, StoreError, Timestamp,
+    Clock, ErrorKind, IndexRow, IndexScan, IndexVisitor, KeyStatus, ManualClock, SecretString,
+    Store, StoreError, Timestamp,
 };
 use serde_json::json;
 
@@ -60,12 +61,13 @@ on_both_backends!(
     audit_filters,
     migrations_are_versioned_and_idempotent,
     plaintext_is_never_stored,
-    migration_2_upgrades_a_version_1_database,
+    migrations_upgrade_a_version_1_database,
     identity_overrides,
     overrides_are_refused_unless_the_rate_limiter_parses_them,
     quota_usage_accumulates_across_gateways,
     quota_usage_reads_and_prunes,
     quota_usage_survives_a_restart,
+    index_scans_read_only_what_changed,
 );
 
 async fn lifecycle(db: &TestDb) {
@@ -950,7 +952,7 @@ async fn migrations_are_versioned_and_idempotent(db: &TestDb) {
     // Reopening applies nothing and keeps the data.
     let store = db.open().await;
     assert_eq!(store.get_identity("acme").await.unwrap().name, "acme");
-    assert_eq!(Store::schema_version(), 2);
+    assert_eq!(Store::schema_version(), 3);
     // A database from a newer build is refused rather than misread.
     let raw = sqlx::AnyPool::connect(&db.url).await.unwrap();
     sqlx::query(
@@ -964,7 +966,7 @@ async fn migrations_are_versioned_and_idempotent(db: &TestDb) {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 99]);
+    assert_eq!(versions, [1, 2, 3, 99]);
     raw.close().await;
     let err = Store::open(&db.url, common::hasher()).await.unwrap_err();
     assert!(
@@ -972,7 +974,7 @@ async fn migrations_are_versioned_and_idempotent(db: &TestDb) {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2
+                supported: 3
             }
         ),
         "{err}"
@@ -1071,21 +1073,32 @@ async fn version_1_database(db: &TestDb) -> sqlx::AnyPool {
         .replace("{{blob}}", blob)
         .replace("{{serial_pk}}", serial_pk);
     sqlx::raw_sql(&v1).execute(&raw).await.unwrap();
-    sqlx::raw_sql(
+    // A 32-byte key hash, in each database's literal syntax.
+    let hash = "ab".repeat(32);
+    let hash = if db.is_postgres() {
+        format!("'\\x{hash}'::bytea")
+    } else {
+        format!("X'{hash}'")
+    };
+    sqlx::raw_sql(&format!(
         "CREATE TABLE schema_migrations (version BIGINT NOT NULL PRIMARY KEY, \
          name TEXT NOT NULL, applied_at BIGINT NOT NULL); \
          INSERT INTO schema_migrations (version, name, applied_at) \
          VALUES (1, 'initial schema', 0); \
          INSERT INTO identities (id, name, metadata, roles, created_at, updated_at) \
-         VALUES ('idn_0000000000000001', 'old', '{}', '[\"legacy\"]', 1000, 1000);",
-    )
+         VALUES ('idn_0000000000000001', 'old', '{{}}', '[\"legacy\"]', 1000, 1000); \
+         INSERT INTO api_keys (id, identity_id, key_hash, display_prefix, env, scopes, roles, \
+         metadata, created_at, updated_at) VALUES ('key_0000000000000001', \
+         'idn_0000000000000001', {hash}, 'pc_live_0123', 'live', '[]', '[]', '{{}}', 1000, \
+         1000);"
+    ))
     .execute(&raw)
     .await
     .unwrap();
     raw
 }
 
-async fn migration_2_upgrades_a_version_1_database(db: &TestDb) {
+async fn migrations_upgrade_a_version_1_database(db: &TestDb) {
     let raw = version_1_database(db).await;
     let store = db.open().await;
     let versions: Vec<i64> =
@@ -1093,7 +1106,15 @@ async fn migration_2_upgrades_a_version_1_database(db: &TestDb) {
             .fetch_all(&raw)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
+    // The key from version 1 is read by a gateway that starts (version 3: its change_seq is
+    // 0), and not as a change.
+    let (all, seq) = scan(&store, IndexScan::Usable).await;
+    assert_eq!(ids(&all), ["key_0000000000000001"]);
+    assert!(scan(&store, IndexScan::ChangedSince(seq))
+        .await
+        .0
+        .is_empty());
     // The identity from version 1 is intact, without overrides.
     let old = store.get_identity("old").await.unwrap();
     assert_eq!(old.roles, ["legacy"]);
@@ -1498,4 +1519,163 @@ async fn quota_usage_survives_a_restart(db: &TestDb) {
             .unwrap(),
         [42]
     );
+}
+
+/// A row of an index scan, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Scanned {
+    key_id: String,
+    identity_id: String,
+    scopes: Vec<String>,
+    roles: Vec<String>,
+    identity_roles: Vec<String>,
+    rate: Option<String>,
+    identity_quota: Option<String>,
+    valid_until_ms: Option<i64>,
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct Collect(Vec<Scanned>);
+
+impl IndexVisitor for Collect {
+    fn visit(&mut self, row: &IndexRow<'_>) {
+        let tags = |text: &str| portcullis_store::parse_tags(text).unwrap();
+        self.0.push(Scanned {
+            key_id: row.key_id.to_owned(),
+            identity_id: row.identity_id.to_owned(),
+            scopes: tags(row.scopes),
+            roles: tags(row.roles),
+            identity_roles: tags(row.identity_roles),
+            rate: row.rate_limit_override.map(str::to_owned),
+            identity_quota: row.identity_quota_override.map(str::to_owned),
+            valid_until_ms: row.valid_until_ms,
+            revoked: row.revoked,
+        });
+    }
+}
+
+async fn scan(store: &Store, scan: IndexScan) -> (Vec<Scanned>, i64) {
+    let (rows, seq) = store.scan_index(scan, Collect::default()).await.unwrap();
+    let mut rows = rows.0;
+    rows.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+    (rows, seq)
+}
+
+fn ids(rows: &[Scanned]) -> Vec<&str> {
+    rows.iter().map(|r| r.key_id.as_str()).collect()
+}
+
+async fn index_scans_read_only_what_changed(db: &TestDb) {
+    let clock = ManualClock::new(Timestamp::now());
+    let store = db.open_with(&clock).await;
+    let acme = store
+        .create_identity(
+            NewIdentity {
+                roles: vec!["customer".into()],
+                quota_override: Some("1000/day".into()),
+                ..NewIdentity::named("acme")
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let other = identity(&store, "other").await;
+    let mut new = key_for(&acme.id, &["orders:read"]);
+    new.rate_limit_override = Some("5/s".into());
+    let (k1, _) = store.create_key(new, &admin()).await.unwrap();
+    let (k2, _) = store
+        .create_key(key_for(&acme.id, &["orders:write"]), &admin())
+        .await
+        .unwrap();
+    let (bystander, _) = store
+        .create_key(key_for(&other, &[]), &admin())
+        .await
+        .unwrap();
+    let (expired, _) = store
+        .create_key(
+            NewKey {
+                expires_at: Some(clock.now().saturating_add(HOUR)),
+                ..key_for(&other, &[])
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+
+    // Everything usable, with what the index needs of the key and of its identity.
+    clock.advance(2 * HOUR);
+    let (all, seq) = scan(&store, IndexScan::Usable).await;
+    assert_eq!(seq, store.change_counter().await.unwrap());
+    let mut want = vec![k1.id.as_str(), k2.id.as_str(), bystander.id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids(&all), want, "the expired key is left out");
+    let first = all.iter().find(|r| r.key_id == k1.id).unwrap();
+    assert_eq!(
+        first,
+        &Scanned {
+            key_id: k1.id.clone(),
+            identity_id: acme.id.clone(),
+            scopes: vec!["orders:read".into()],
+            roles: vec![],
+            identity_roles: vec!["customer".into()],
+            rate: Some("5/s".into()),
+            identity_quota: Some("1000/day".into()),
+            valid_until_ms: None,
+            revoked: false,
+        }
+    );
+
+    // Nothing changed: nothing read. Usage batches are not changes.
+    store
+        .record_usage(&[UsageRecord {
+            key_id: k1.id.clone(),
+            count: 3,
+            last_used: clock.now(),
+        }])
+        .await
+        .unwrap();
+    let (none, same) = scan(&store, IndexScan::ChangedSince(seq)).await;
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(same, seq);
+
+    // A revocation is read as such.
+    store.revoke_key(&k1.id, &admin()).await.unwrap();
+    let (revoked, seq) = scan(&store, IndexScan::ChangedSince(seq)).await;
+    assert_eq!(ids(&revoked), [k1.id.as_str()]);
+    assert!(revoked[0].revoked);
+
+    // A rotation: the old key with the end of its grace, and the new key.
+    let rotated = store.rotate_key(&k2.id, HOUR, &admin()).await.unwrap();
+    let (both, seq) = scan(&store, IndexScan::ChangedSince(seq)).await;
+    let mut want = vec![k2.id.as_str(), rotated.key.id.as_str()];
+    want.sort_unstable();
+    assert_eq!(ids(&both), want);
+    let old = both.iter().find(|r| r.key_id == k2.id).unwrap();
+    assert_eq!(
+        old.valid_until_ms,
+        Some(clock.now().saturating_add(HOUR).unix_millis())
+    );
+
+    // An identity's change re-reads its unrevoked keys, and only those.
+    store
+        .update_identity(
+            &acme.id,
+            IdentityUpdate {
+                roles: Some(vec!["gold".into()]),
+                ..IdentityUpdate::default()
+            },
+            &admin(),
+        )
+        .await
+        .unwrap();
+    let (of_acme, seq) = scan(&store, IndexScan::ChangedSince(seq)).await;
+    assert_eq!(ids(&of_acme), want);
+    assert!(of_acme.iter().all(|r| r.identity_roles == ["gold"]));
+
+    // The expiry sweep marks what it found expired as changed.
+    store.sweep_expired(&admin()).await.unwrap();
+    let (swept, _) = scan(&store, IndexScan::ChangedSince(seq)).await;
+    assert_eq!(ids(&swept), [expired.id.as_str()]);
+    assert!(swept[0].valid_until_ms.unwrap() <= clock.now().unix_millis());
 }

@@ -40,6 +40,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "identity overrides and quota usage",
         sql: include_str!("../../migrations/0002_overrides_and_quota_usage.sql"),
     },
+    Migration {
+        version: 3,
+        name: "change sequence on keys and identities",
+        sql: include_str!("../../migrations/0003_change_seq.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the PostgreSQL advisory lock that serialises migrations across

@@ -14,6 +14,7 @@
 //! ([`Store::add_quota_usage`]) do not take it.
 
 mod changes;
+mod index_scan;
 mod migrations;
 mod quota;
 mod rows;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 pub use changes::NOTIFY_CHANNEL;
+pub use index_scan::{parse_tags, IndexRow, IndexScan, IndexVisitor};
 
 use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::error::StoreError;
@@ -245,7 +247,8 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO identities (id, name, metadata, roles, rate_limit_override, \
-             quota_override, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+             quota_override, created_at, updated_at, change_seq) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         )
         .bind(&identity.id)
         .bind(&identity.name)
@@ -254,6 +257,7 @@ impl Store {
         .bind(identity.rate_limit_override.as_deref())
         .bind(identity.quota_override.as_deref())
         .bind(now.unix_millis())
+        .bind(tx.counter)
         .execute(&mut *tx.conn)
         .await
         .map_err(|err| duplicate_name_or(err, &identity.name))?;
@@ -351,7 +355,8 @@ impl Store {
         identity.updated_at = now;
         sqlx::query(
             "UPDATE identities SET name = $1, metadata = $2, roles = $3, \
-             rate_limit_override = $4, quota_override = $5, updated_at = $6 WHERE id = $7",
+             rate_limit_override = $4, quota_override = $5, updated_at = $6, change_seq = $7 \
+             WHERE id = $8",
         )
         .bind(&identity.name)
         .bind(identity.metadata.to_string())
@@ -359,6 +364,7 @@ impl Store {
         .bind(identity.rate_limit_override.as_deref())
         .bind(identity.quota_override.as_deref())
         .bind(now.unix_millis())
+        .bind(tx.counter)
         .bind(&identity.id)
         .execute(&mut *tx.conn)
         .await
@@ -466,7 +472,7 @@ impl Store {
             replaced_by: None,
         };
         let hash = self.inner.hasher.hash(&parsed);
-        insert_key(&mut tx.conn, &record, &hash).await?;
+        insert_key(&mut tx.conn, &record, &hash, tx.counter).await?;
         tx.audit(now, actor, "key.create", &record.id, key_detail(&record))
             .await?;
         self.commit_lifecycle(tx).await?;
@@ -578,7 +584,8 @@ impl Store {
         key.status = key.status_at(now);
         sqlx::query(
             "UPDATE api_keys SET scopes = $1, roles = $2, metadata = $3, expires_at = $4, \
-             rate_limit_override = $5, quota_override = $6, updated_at = $7 WHERE id = $8",
+             rate_limit_override = $5, quota_override = $6, updated_at = $7, change_seq = $8 \
+             WHERE id = $9",
         )
         .bind(rows::tags_json(&key.scopes))
         .bind(rows::tags_json(&key.roles))
@@ -587,6 +594,7 @@ impl Store {
         .bind(key.rate_limit_override.as_deref())
         .bind(key.quota_override.as_deref())
         .bind(now.unix_millis())
+        .bind(tx.counter)
         .bind(&key.id)
         .execute(&mut *tx.conn)
         .await?;
@@ -646,18 +654,20 @@ impl Store {
             replaced_by: None,
             ..previous.clone()
         };
-        insert_key(&mut tx.conn, &key, &self.inner.hasher.hash(&parsed)).await?;
+        let hash = self.inner.hasher.hash(&parsed);
+        insert_key(&mut tx.conn, &key, &hash, tx.counter).await?;
         let until = match previous.expires_at {
             Some(expires_at) => now.saturating_add(grace).min(expires_at),
             None => now.saturating_add(grace),
         };
         sqlx::query(
-            "UPDATE api_keys SET rotating_until = $1, replaced_by = $2, updated_at = $3 \
-             WHERE id = $4",
+            "UPDATE api_keys SET rotating_until = $1, replaced_by = $2, updated_at = $3, \
+             change_seq = $4 WHERE id = $5",
         )
         .bind(until.unix_millis())
         .bind(&key.id)
         .bind(now.unix_millis())
+        .bind(tx.counter)
         .bind(&previous.id)
         .execute(&mut *tx.conn)
         .await?;
@@ -701,11 +711,14 @@ impl Store {
                 operation: "revoke",
             });
         }
-        sqlx::query("UPDATE api_keys SET revoked_at = $1, updated_at = $1 WHERE id = $2")
-            .bind(now.unix_millis())
-            .bind(&key.id)
-            .execute(&mut *tx.conn)
-            .await?;
+        sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1, updated_at = $1, change_seq = $2 WHERE id = $3",
+        )
+        .bind(now.unix_millis())
+        .bind(tx.counter)
+        .bind(&key.id)
+        .execute(&mut *tx.conn)
+        .await?;
         let detail = json!({"identity_id": key.identity_id, "previous_status": key.status});
         key.revoked_at = Some(now);
         key.updated_at = now;
@@ -725,12 +738,13 @@ impl Store {
         let now = self.now();
         // One statement marks them all and says which they were.
         let mut expired: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(
-            "UPDATE api_keys SET expiry_audited_at = $1 \
+            "UPDATE api_keys SET expiry_audited_at = $1, change_seq = $2 \
              WHERE revoked_at IS NULL AND expiry_audited_at IS NULL \
              AND (expires_at <= $1 OR rotating_until <= $1) \
              RETURNING id, expires_at, rotating_until",
         )
         .bind(now.unix_millis())
+        .bind(tx.counter)
         .fetch_all(&mut *tx.conn)
         .await?;
         if expired.is_empty() {
@@ -1056,11 +1070,12 @@ async fn insert_key(
     conn: &mut AnyConnection,
     key: &KeyRecord,
     hash: &KeyHash,
+    change_seq: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_keys (id, identity_id, key_hash, display_prefix, env, scopes, roles, \
-         metadata, created_at, updated_at, expires_at, rate_limit_override, quota_override) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)",
+         metadata, created_at, updated_at, expires_at, rate_limit_override, quota_override, \
+         change_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12, $13)",
     )
     .bind(&key.id)
     .bind(&key.identity_id)
@@ -1074,6 +1089,7 @@ async fn insert_key(
     .bind(key.expires_at.map(Timestamp::unix_millis))
     .bind(key.rate_limit_override.as_deref())
     .bind(key.quota_override.as_deref())
+    .bind(change_seq)
     .execute(&mut *conn)
     .await?;
     Ok(())
