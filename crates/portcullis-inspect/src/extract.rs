@@ -41,6 +41,10 @@ pub(crate) enum Origin {
     RawBody,
     /// A User-Agent that parsed as a plain product list: only its product names matter.
     AgentProduct,
+    /// A `Content-Type` value, the request's or a multipart part's.
+    MediaType,
+    /// A charset label a back end decodes other values with (`_charset_`, XML `encoding`).
+    Charset,
 }
 
 impl Origin {
@@ -78,6 +82,21 @@ struct Sink<'l> {
 impl Sink<'_> {
     fn full(&self) -> bool {
         self.out.len() >= self.limits.max_values
+    }
+
+    /// Pushes a protocol field judged as written (no decoding layers).
+    fn push_raw(&mut self, location: String, origin: Origin, text: &str) {
+        if self.full() || text.is_empty() {
+            return;
+        }
+        self.out.push(Value {
+            location,
+            origin,
+            header: None,
+            secret: false,
+            variants: vec![truncate_str(text, 1024).to_string()],
+            raw_bytes: None,
+        });
     }
 
     fn push(&mut self, location: String, origin: Origin, text: &str, plus: bool) {
@@ -130,13 +149,26 @@ pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
     if let Some(q) = req.query {
         extract_urlencoded(q, "query", &mut sink);
     }
-    let mut content_type = None;
+    let mut content_type: Option<std::borrow::Cow<'_, str>> = None;
     for (name, value) in req.headers {
         let text = decode::bytes_to_text(value);
-        if *name == "content-type" && content_type.is_none() {
-            content_type = Some(text.clone());
+        if *name == "content-type" {
+            match &content_type {
+                None => content_type = Some(text.clone()),
+                // A second, different Content-Type: judged joined, as a proxy joins
+                // repeated fields, so the two body formats show side by side.
+                Some(first) if first.trim() != text.trim() => sink.push_raw(
+                    "header.content-type".to_string(),
+                    Origin::MediaType,
+                    &format!("{first}, {text}"),
+                ),
+                Some(_) => {}
+            }
         }
         extract_header(name, &text, &mut sink);
+    }
+    if let Some(ct) = &content_type {
+        sink.push_raw("header.content-type".to_string(), Origin::MediaType, ct);
     }
     if !req.body.is_empty() {
         extract_body(req.body, content_type.as_deref(), &mut sink);
@@ -200,6 +232,9 @@ fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_>) {
         sink.push(loc.clone(), Origin::ParamName, &name, true);
         if let Some(v) = value_raw {
             let value = decode::url_decode(v, true);
+            if name.eq_ignore_ascii_case("_charset_") {
+                sink.push_raw(loc.clone(), Origin::Charset, &value);
+            }
             sink.push(loc, Origin::ParamValue, &value, true);
         }
         if sink.full() {
@@ -793,6 +828,9 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
         if let Some(nm) = &name {
             sink.push(loc.clone(), Origin::ParamName, nm, false);
         }
+        if !part_type.is_empty() {
+            sink.push_raw(loc.clone(), Origin::MediaType, &part_type);
+        }
         match filename {
             Some(f) => {
                 sink.push(loc.clone(), Origin::Filename, &f, false);
@@ -814,6 +852,15 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
                     && extract_json_text(content, &format!("{loc}.$"), sink)
                 {
                     continue;
+                }
+                // An XML part (SOAP with attachments, MTOM's root) is a document, not text.
+                let mime = part_type.split(';').next().unwrap_or("").trim();
+                if mime.ends_with("/xml") || mime.ends_with("+xml") {
+                    extract_xml(content, sink);
+                    continue;
+                }
+                if field.eq_ignore_ascii_case("_charset_") {
+                    sink.push_raw(loc.clone(), Origin::Charset, content.trim());
                 }
                 sink.push(loc, Origin::ParamValue, content, false);
             }
@@ -866,6 +913,12 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
             let pi = &text[i..end];
             if !pi.starts_with("<?xml ") && !pi.starts_with("<?xml?") {
                 sink.push(xml_location(&stack), Origin::XmlText, pi, false);
+            } else if let Some((_, enc)) = xml_attributes(pi[5..].trim_end_matches("?>"))
+                .into_iter()
+                .find(|(n, _)| n == "encoding")
+            {
+                // The declared encoding is how the back end's parser reads the bytes.
+                sink.push_raw("body.xml.encoding".to_string(), Origin::Charset, &enc);
             }
             i = end;
         } else {

@@ -3,6 +3,7 @@
 
 mod cmdi;
 mod misc;
+mod protocol;
 mod sqli;
 mod ssrf;
 mod traversal;
@@ -291,12 +292,25 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             misc::scanner_agent(text, lower, sink);
             return;
         }
+        Origin::MediaType => {
+            protocol::media_type(text, lower, sink);
+            return;
+        }
+        Origin::Charset => {
+            protocol::charset(text, lower, sink);
+            return;
+        }
+        Origin::CookieName if text.starts_with('$') => protocol::legacy_cookie(text, lower, sink),
         Origin::Header if sink.header == Some("user-agent") => {
             misc::scanner_agent(text, lower, sink)
         }
         _ => {}
     }
     let f = Feat::of(text);
+    // Exponent notation: a number that can hang a back end's float parser.
+    if f.any(Feat::DIGIT) && lower.contains("e-") {
+        protocol::float_dos(text, sink);
+    }
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;
