@@ -406,6 +406,8 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
         && !text.contains("__");
     if id_like {
         if text.contains("rO0")
+            || text.contains("ztAA")
+            || text.contains("s7QAF")
             || text
                 .get(..4)
                 .is_some_and(|p| p.eq_ignore_ascii_case("aced"))
