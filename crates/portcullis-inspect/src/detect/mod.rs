@@ -4,6 +4,7 @@
 mod cmdi;
 mod misc;
 mod protocol;
+mod session;
 mod sqli;
 mod ssrf;
 mod traversal;
@@ -94,6 +95,16 @@ pub(crate) fn judge(value: &Value) -> Vec<Hit> {
         judge_memo(v, value.origin, &mut sink);
     }
     sink.into_hits()
+}
+
+/// Judgements that need more than one value: a parameter's name with its value
+/// (remote file inclusion), a name with the request's Referer and Host (session
+/// fixation). Each hit names the index of the value it belongs to.
+pub(crate) fn judge_request(req: &crate::Request<'_>, values: &[Value]) -> Vec<(usize, Hit)> {
+    let mut out = Vec::new();
+    session::judge(req, values, &mut out);
+    traversal::remote_include(values, &mut out);
+    out
 }
 
 /// Longest value whose verdict is remembered.

