@@ -9,8 +9,8 @@
 //! application: weak), another site or none (a planted link: strong).
 //!
 //! Generic names (`session_id`, `sessionId`, `sid`) are ordinary API fields and analytics
-//! beacons send them from other sites all day: they only count, weakly, as a query or
-//! form parameter followed from another site.
+//! beacons send them from other sites all day: they only count, and only at `paranoid`,
+//! as a query or form parameter followed from another site.
 
 use crate::extract::{Origin, Value};
 use crate::settings::Class;
@@ -188,7 +188,7 @@ pub(crate) fn judge(req: &Request<'_>, values: &[Value], out: &mut Vec<(usize, H
             (Kind::Framework, Referer::SameSite) => 45,
             (Kind::Framework, _) if json => 62,
             (Kind::Framework, _) => 66,
-            (Kind::Generic, Referer::CrossSite) if !json => 55,
+            (Kind::Generic, Referer::CrossSite) if !json => 45,
             (Kind::Generic, _) => continue,
         };
         out.push((
@@ -262,7 +262,7 @@ mod tests {
             ("sessionid=abc", "", vec![HOST, CROSS]),
         ] {
             let s = score(q, b, &h);
-            let want = if q.starts_with("sessionid") { 55 } else { 60 };
+            let want = if q.starts_with("sessionid") { 45 } else { 60 };
             assert!(s >= want, "{q} {b}: {s}");
         }
     }
