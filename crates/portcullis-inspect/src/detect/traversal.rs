@@ -242,6 +242,57 @@ fn dotdot_segments(p: &str) -> usize {
     n
 }
 
+/// Path padding: segments a file system ignores (`//`, `/./`) repeated to slip past a
+/// prefix or suffix check or to push an appended extension past the path-length limit
+/// (truncation), and a single component longer than any file name (255 bytes) made of
+/// one repeated byte, the classic overflow probe. Only for values shaped like a path:
+/// rooted, without whitespace, not a URL.
+fn padding(p: &str, ups: usize) -> Option<(u32, &'static str)> {
+    if !(p.starts_with('/') || p.starts_with("./")) || p.contains("://") || p.len() > 16 << 10 {
+        return None;
+    }
+    if p.bytes().any(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let segs: Vec<&str> = p.split('/').collect();
+    let last = segs.len().saturating_sub(1);
+    let mut redundant = 0usize;
+    let mut target = false;
+    for (i, seg) in segs.iter().enumerate() {
+        match *seg {
+            "" if i > 0 && i < last => redundant += 1,
+            "." if i > 0 => redundant += 1,
+            "" | "." => {}
+            _ => target = true,
+        }
+    }
+    if target && redundant >= 2 {
+        return Some((
+            if redundant >= 4 { 72 } else { 64 },
+            "traversal.path-padding",
+        ));
+    }
+    if target && redundant >= 1 && ups >= 1 {
+        // `//..x`: a climb behind a doubled separator.
+        return Some((64, "traversal.path-padding"));
+    }
+    // Longest run of one byte: `/AAAA…` past NAME_MAX, most of the value.
+    let b = p.as_bytes();
+    let (mut run, mut longest) = (0usize, 0usize);
+    for (i, &c) in b.iter().enumerate() {
+        run = if i > 0 && b[i - 1] == c && c != b'/' {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    if longest >= 256 && longest * 10 >= p.len() * 9 {
+        return Some((64, "traversal.overlong-segment"));
+    }
+    None
+}
+
 /// Targets spelled without separators, as left when a filter strips `/` and `\`.
 const COMPACT_TARGETS: &[&str] = &[
     "etcpasswd",
@@ -321,6 +372,14 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             _ => 85,
         };
         best.consider((score, "traversal.dot-dot"));
+    }
+    if let Some(score) = padding(&p, ups) {
+        best.consider(score);
+    }
+    // A Java deployment descriptor spelt without its separator, as left by a filter
+    // that strips `/` and `\`: `..web-infweb.xml`.
+    if p.contains("web-infweb.xml") || p.contains("meta-infmanifest.mf") {
+        best.consider((70, "traversal.compact-target"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
     if let Some(pos) = p.find("....") {
@@ -621,6 +680,44 @@ mod tests {
             "pathology=https://example.org/a",
         ] {
             assert!(remote_include_score(q) < 60, "{q}");
+        }
+    }
+
+    #[test]
+    fn padding_and_overlong_segments() {
+        let long = format!("/{}", "A".repeat(300));
+        for a in [
+            "/.//././/./etc/hosts.txt",
+            "///images/x",
+            "////config",
+            "\\.\\.\\.\\x.php",
+            "/././././././././././././././././etc/issue",
+            "//..%00x",
+            long.as_str(),
+            "..web-infweb.xml",
+            "WEB-INFweb.xml",
+        ] {
+            assert!(s(a) >= 60, "{a}: {}", s(a));
+        }
+        let b64 = format!(
+            "/9j/4AAQSkZJRgABAQ{}x/2wBDAAgGBgcGBQ{}",
+            "A".repeat(300),
+            "Q".repeat(200)
+        );
+        for l in [
+            "//cdn.example.com/app.js",
+            "https://api.example.com//v1//users",
+            "https://example.com///",
+            "/home/./user",
+            "./src/main.rs",
+            "a//b//c",
+            "////",
+            "/./",
+            "// TODO: fix this // later",
+            b64.as_str(),
+            "/docs/WEB-INF is where web.xml lives",
+        ] {
+            assert!(s(l) < 60, "{l}: {}", s(l));
         }
     }
 
