@@ -86,12 +86,19 @@ fn kind_of(name: &str) -> Option<Kind> {
     if name.len() > 64 || name.len() < 3 {
         return None;
     }
-    let lower = name.to_ascii_lowercase();
+    // Lower-cased on the stack: JSON bodies bring hundreds of keys per request.
+    let mut buf = [0u8; 64];
+    let buf = &mut buf[..name.len()];
+    buf.copy_from_slice(name.as_bytes());
+    buf.make_ascii_lowercase();
+    let Ok(lower) = std::str::from_utf8(buf) else {
+        return None;
+    };
     // Cookie prefixes that only bind a cookie to a secure origin.
     let n = lower
         .strip_prefix("__host-")
         .or_else(|| lower.strip_prefix("__secure-"))
-        .unwrap_or(&lower);
+        .unwrap_or(lower);
     if FRAMEWORK_COOKIES.contains(&n) || FRAMEWORK_PREFIXES.iter().any(|p| n.starts_with(p)) {
         return Some(Kind::Framework);
     }

@@ -254,17 +254,18 @@ fn padding(p: &str, ups: usize) -> Option<(u32, &'static str)> {
     if p.bytes().any(|c| c.is_ascii_whitespace()) {
         return None;
     }
-    let segs: Vec<&str> = p.split('/').collect();
-    let last = segs.len().saturating_sub(1);
     let mut redundant = 0usize;
     let mut target = false;
-    for (i, seg) in segs.iter().enumerate() {
-        match *seg {
-            "" if i > 0 && i < last => redundant += 1,
-            "." if i > 0 => redundant += 1,
+    for (i, seg) in p.split('/').enumerate() {
+        match seg {
+            "" | "." if i > 0 => redundant += 1,
             "" | "." => {}
             _ => target = true,
         }
+    }
+    // A trailing separator ends the path; it pads nothing.
+    if p.len() > 1 && p.ends_with('/') {
+        redundant = redundant.saturating_sub(1);
     }
     if target && redundant >= 2 {
         return Some((
@@ -277,6 +278,9 @@ fn padding(p: &str, ups: usize) -> Option<(u32, &'static str)> {
         return Some((64, "traversal.path-padding"));
     }
     // Longest run of one byte: `/AAAA…` past NAME_MAX, most of the value.
+    if p.len() < 256 {
+        return None;
+    }
     let b = p.as_bytes();
     let (mut run, mut longest) = (0usize, 0usize);
     for (i, &c) in b.iter().enumerate() {
