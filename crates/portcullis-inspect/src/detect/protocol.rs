@@ -134,7 +134,10 @@ fn charset_verdict(label: &str) -> Option<(u32, &'static str)> {
         .map(|c| char::from(c.to_ascii_lowercase()))
         .collect();
     let n = norm.as_str();
-    let single_byte = n == "utf8"
+    // `utf8mb4`, `utf-8-sig` are UTF-8; `binary` (as `file --mime` writes it) is no text.
+    let single_byte = n.is_empty()
+        || n.starts_with("utf8")
+        || n == "binary"
         || n == "usascii"
         || n == "ascii"
         || n == "us"
@@ -328,6 +331,10 @@ mod tests {
                 "windows-1252",
                 "cp1251",
                 "KOI8-R",
+                "utf8mb4",
+                "UTF-8-SIG",
+                "ISO_8859-1:1987",
+                "binary",
             ],
         );
     }

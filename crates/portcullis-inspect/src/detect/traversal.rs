@@ -254,6 +254,14 @@ fn padding(p: &str, ups: usize) -> Option<(u32, &'static str)> {
     if p.bytes().any(|c| c.is_ascii_whitespace()) {
         return None;
     }
+    // `//cdn.example.com//x.css`: a protocol-relative URL, whose host is no segment.
+    if let Some(rest) = p.strip_prefix("//") {
+        if rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && rest.split('/').next().is_some_and(|h| h.contains('.'))
+        {
+            return None;
+        }
+    }
     let mut redundant = 0usize;
     let mut target = false;
     for (i, seg) in p.split('/').enumerate() {
@@ -710,6 +718,7 @@ mod tests {
         );
         for l in [
             "//cdn.example.com/app.js",
+            "//cdn.example.com//css//site.css",
             "https://api.example.com//v1//users",
             "https://example.com///",
             "/home/./user",
