@@ -195,7 +195,7 @@ pub(crate) fn judge(req: &Request<'_>, values: &[Value], out: &mut Vec<(usize, H
             (Kind::Framework, Referer::SameSite) => 45,
             (Kind::Framework, _) if json => 62,
             (Kind::Framework, _) => 66,
-            (Kind::Generic, Referer::CrossSite) if !json => 45,
+            (Kind::Generic, Referer::CrossSite) if !json => 40,
             (Kind::Generic, _) => continue,
         };
         out.push((
@@ -269,7 +269,7 @@ mod tests {
             ("sessionid=abc", "", vec![HOST, CROSS]),
         ] {
             let s = score(q, b, &h);
-            let want = if q.starts_with("sessionid") { 45 } else { 60 };
+            let want = if q.starts_with("sessionid") { 40 } else { 60 };
             assert!(s >= want, "{q} {b}: {s}");
         }
     }
