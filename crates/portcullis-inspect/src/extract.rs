@@ -606,7 +606,10 @@ fn header_param(ct: &str, param: &str) -> Option<String> {
 fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_>) {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     let mime = ct.split(';').next().unwrap_or("").trim().to_string();
-    let text = decode::bytes_to_text(body);
+    let text = match decode::utf16_body(body) {
+        Some(wide) => std::borrow::Cow::Owned(wide),
+        None => decode::bytes_to_text(body),
+    };
     let trimmed = text.trim_start();
     if mime == "multipart/form-data" || mime.starts_with("multipart/") {
         if let Some(boundary) = content_type.and_then(|c| header_param(c, "boundary")) {
@@ -917,8 +920,16 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 .into_iter()
                 .find(|(n, _)| n == "encoding")
             {
-                // The declared encoding is how the back end's parser reads the bytes.
-                sink.push_raw("body.xml.encoding".to_string(), Origin::Charset, &enc);
+                // The declared encoding is how the back end's parser reads the bytes. A
+                // UTF-16 label on text that was read here as ASCII (as .NET's StringWriter
+                // writes it) cannot switch a parser to anything the engine has not seen;
+                // a body really in UTF-16 was decoded before it got here.
+                let wide = enc.get(..6).is_some_and(|p| {
+                    p.eq_ignore_ascii_case("utf-16") || p.eq_ignore_ascii_case("utf-32")
+                });
+                if !wide {
+                    sink.push_raw("body.xml.encoding".to_string(), Origin::Charset, &enc);
+                }
             }
             i = end;
         } else {
