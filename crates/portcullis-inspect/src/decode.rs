@@ -72,6 +72,40 @@ pub(crate) fn bytes_to_text(b: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Decodes quoted-printable (`=3C` → `<`, `=` at a line end joins lines).
+pub(crate) fn quoted_printable(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex_val),
+                b.get(i + 2).copied().and_then(hex_val),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            let rest = &b[i + 1..];
+            let soft = if rest.starts_with(b"\r\n") {
+                2
+            } else if rest.starts_with(b"\n") {
+                1
+            } else {
+                0
+            };
+            if soft > 0 {
+                i += 1 + soft;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    bytes_into_text(out)
+}
+
 /// A body written in UTF-16 (a byte-order mark, or ASCII text with a NUL beside every
 /// character), decoded; `None` for anything else. A back end that honours the BOM or a
 /// declared charset reads such a body as text, so the engine must too.
@@ -575,6 +609,16 @@ mod tests {
         assert_eq!(js_unescape("\\u0027\\x3c\\u{3e}"), "'<>");
         assert_eq!(normalize("&amp;lt;", false), "<");
         assert_eq!(html_entities("AT&T rocks"), "AT&T rocks");
+    }
+
+    #[test]
+    fn quoted_printable_parts() {
+        assert_eq!(
+            quoted_printable("=3Cscript=3Ealert(1)=3C/script=3E"),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(quoted_printable("caf=C3=A9 =\r\nau lait"), "café au lait");
+        assert_eq!(quoted_printable("a = b, =zz"), "a = b, =zz");
     }
 
     #[test]

@@ -816,6 +816,7 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
         let mut name: Option<String> = None;
         let mut filename: Option<String> = None;
         let mut part_type = String::new();
+        let mut transfer = String::new();
         for line in head.lines() {
             let (k, v) = line.split_once(':').unwrap_or((line, ""));
             let k = k.trim().to_ascii_lowercase();
@@ -824,8 +825,21 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
                 filename = header_param(v, "filename");
             } else if k == "content-type" {
                 part_type = v.trim().to_ascii_lowercase();
+            } else if k == "content-transfer-encoding" {
+                transfer = v.trim().to_ascii_lowercase();
             }
         }
+        // RFC 7578 retired Content-Transfer-Encoding for form data, but parsers that still
+        // honour it read the decoded part: so does the engine.
+        let transfer_decoded = match transfer.as_str() {
+            "quoted-printable" => Some(decode::quoted_printable(content)),
+            "base64" => {
+                let compact: String = content.split_ascii_whitespace().collect();
+                decode::base64_decode(&compact).map(|b| decode::bytes_to_text(&b).into_owned())
+            }
+            _ => None,
+        };
+        let content = transfer_decoded.as_deref().unwrap_or(content);
         let field = name.clone().unwrap_or_else(|| format!("part{n}"));
         let loc = format!("body.multipart.{}", location_key(&field));
         if let Some(nm) = &name {
