@@ -206,16 +206,22 @@ pub(crate) fn float_dos(text: &str, sink: &mut Sink<'_>) {
             continue;
         }
         // Mantissa: digits with at most one point.
-        let mut digits: Vec<u8> = Vec::new();
+        let mut buf = [0u8; 64];
+        let (mut n, mut total) = (0usize, 0usize);
         let mut point: Option<usize> = None;
         while i < b.len() && (b[i].is_ascii_digit() || (b[i] == b'.' && point.is_none())) {
             if b[i] == b'.' {
-                point = Some(digits.len());
-            } else if digits.len() < 64 {
-                digits.push(b[i]);
+                point = Some(total);
+            } else {
+                if n < buf.len() {
+                    buf[n] = b[i];
+                    n += 1;
+                }
+                total += 1;
             }
             i += 1;
         }
+        let digits = &buf[..n];
         if i >= b.len() || !matches!(b[i], b'e' | b'E') || digits.is_empty() {
             continue;
         }
@@ -235,7 +241,7 @@ pub(crate) fn float_dos(text: &str, sink: &mut Sink<'_>) {
             continue;
         }
         let exp = if negative { -exp } else { exp };
-        let int_digits = point.unwrap_or(digits.len()) as i64;
+        let int_digits = point.unwrap_or(total) as i64;
         let zeros = digits.iter().take_while(|&&c| c == b'0').count();
         let sig = &digits[zeros..];
         // value = 0.SIG × 10^(int_digits - zeros + exp); DBL_MIN is 0.22250… × 10^-307.
