@@ -72,6 +72,79 @@ pub(crate) fn bytes_to_text(b: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Decodes quoted-printable (`=3C` → `<`, `=` at a line end joins lines).
+pub(crate) fn quoted_printable(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'=' {
+            if let (Some(h), Some(l)) = (
+                b.get(i + 1).copied().and_then(hex_val),
+                b.get(i + 2).copied().and_then(hex_val),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+            let rest = &b[i + 1..];
+            let soft = if rest.starts_with(b"\r\n") {
+                2
+            } else if rest.starts_with(b"\n") {
+                1
+            } else {
+                0
+            };
+            if soft > 0 {
+                i += 1 + soft;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    bytes_into_text(out)
+}
+
+/// A body written in UTF-16 (a byte-order mark, or ASCII text with a NUL beside every
+/// character), decoded; `None` for anything else. A back end that honours the BOM or a
+/// declared charset reads such a body as text, so the engine must too.
+pub(crate) fn utf16_body(b: &[u8]) -> Option<String> {
+    let (little, body) = match b {
+        [0xFF, 0xFE, rest @ ..] if !rest.starts_with(&[0, 0]) => (true, rest),
+        [0xFE, 0xFF, rest @ ..] => (false, rest),
+        _ => {
+            let head = &b[..b.len().min(64) & !1];
+            if head.len() < 8 {
+                return None;
+            }
+            let ascii = |c: u8| c.is_ascii_graphic() || c.is_ascii_whitespace();
+            let pairs = head.len() / 2;
+            let le = head.chunks(2).filter(|p| ascii(p[0]) && p[1] == 0).count();
+            let be = head.chunks(2).filter(|p| p[0] == 0 && ascii(p[1])).count();
+            if le * 10 >= pairs * 9 {
+                (true, b)
+            } else if be * 10 >= pairs * 9 {
+                (false, b)
+            } else {
+                return None;
+            }
+        }
+    };
+    let units = body.chunks_exact(2).map(|p| {
+        if little {
+            u16::from_le_bytes([p[0], p[1]])
+        } else {
+            u16::from_be_bytes([p[0], p[1]])
+        }
+    });
+    Some(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or('\u{FFFD}'))
+            .collect(),
+    )
+}
+
 /// [`bytes_to_text`] for bytes a decoder has just produced: valid UTF-8 becomes the
 /// string without a copy.
 fn bytes_into_text(b: Vec<u8>) -> String {
@@ -536,6 +609,30 @@ mod tests {
         assert_eq!(js_unescape("\\u0027\\x3c\\u{3e}"), "'<>");
         assert_eq!(normalize("&amp;lt;", false), "<");
         assert_eq!(html_entities("AT&T rocks"), "AT&T rocks");
+    }
+
+    #[test]
+    fn quoted_printable_parts() {
+        assert_eq!(
+            quoted_printable("=3Cscript=3Ealert(1)=3C/script=3E"),
+            "<script>alert(1)</script>"
+        );
+        assert_eq!(quoted_printable("caf=C3=A9 =\r\nau lait"), "café au lait");
+        assert_eq!(quoted_printable("a = b, =zz"), "a = b, =zz");
+    }
+
+    #[test]
+    fn utf16_bodies() {
+        let le: Vec<u8> = "{\"q\":\"' or 1=1--\"}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(utf16_body(&le).unwrap(), "{\"q\":\"' or 1=1--\"}");
+        let mut be = vec![0xFE, 0xFF];
+        be.extend("<a>é</a>".encode_utf16().flat_map(u16::to_be_bytes));
+        assert_eq!(utf16_body(&be).unwrap(), "<a>é</a>");
+        assert!(utf16_body(b"{\"q\":\"plain utf-8 text\"}").is_none());
+        assert!(utf16_body(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\x01\0").is_none());
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub(crate) enum Origin {
     RawBody,
     /// A User-Agent that parsed as a plain product list: only its product names matter.
     AgentProduct,
+    /// A `Content-Type` value, the request's or a multipart part's.
+    MediaType,
+    /// A charset label a back end decodes other values with (`_charset_`, XML `encoding`).
+    Charset,
 }
 
 impl Origin {
@@ -78,6 +82,21 @@ struct Sink<'l> {
 impl Sink<'_> {
     fn full(&self) -> bool {
         self.out.len() >= self.limits.max_values
+    }
+
+    /// Pushes a protocol field judged as written (no decoding layers).
+    fn push_raw(&mut self, location: String, origin: Origin, text: &str) {
+        if self.full() || text.is_empty() {
+            return;
+        }
+        self.out.push(Value {
+            location,
+            origin,
+            header: None,
+            secret: false,
+            variants: vec![truncate_str(text, 1024).to_string()],
+            raw_bytes: None,
+        });
     }
 
     fn push(&mut self, location: String, origin: Origin, text: &str, plus: bool) {
@@ -130,13 +149,26 @@ pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
     if let Some(q) = req.query {
         extract_urlencoded(q, "query", &mut sink);
     }
-    let mut content_type = None;
+    let mut content_type: Option<std::borrow::Cow<'_, str>> = None;
     for (name, value) in req.headers {
         let text = decode::bytes_to_text(value);
-        if *name == "content-type" && content_type.is_none() {
-            content_type = Some(text.clone());
+        if *name == "content-type" {
+            match &content_type {
+                None => content_type = Some(text.clone()),
+                // A second, different Content-Type: judged joined, as a proxy joins
+                // repeated fields, so the two body formats show side by side.
+                Some(first) if first.trim() != text.trim() => sink.push_raw(
+                    "header.content-type".to_string(),
+                    Origin::MediaType,
+                    &format!("{first}, {text}"),
+                ),
+                Some(_) => {}
+            }
         }
         extract_header(name, &text, &mut sink);
+    }
+    if let Some(ct) = &content_type {
+        sink.push_raw("header.content-type".to_string(), Origin::MediaType, ct);
     }
     if !req.body.is_empty() {
         extract_body(req.body, content_type.as_deref(), &mut sink);
@@ -200,6 +232,9 @@ fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_>) {
         sink.push(loc.clone(), Origin::ParamName, &name, true);
         if let Some(v) = value_raw {
             let value = decode::url_decode(v, true);
+            if name.eq_ignore_ascii_case("_charset_") {
+                sink.push_raw(loc.clone(), Origin::Charset, &value);
+            }
             sink.push(loc, Origin::ParamValue, &value, true);
         }
         if sink.full() {
@@ -571,7 +606,10 @@ fn header_param(ct: &str, param: &str) -> Option<String> {
 fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_>) {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     let mime = ct.split(';').next().unwrap_or("").trim().to_string();
-    let text = decode::bytes_to_text(body);
+    let text = match decode::utf16_body(body) {
+        Some(wide) => std::borrow::Cow::Owned(wide),
+        None => decode::bytes_to_text(body),
+    };
     let trimmed = text.trim_start();
     if mime == "multipart/form-data" || mime.starts_with("multipart/") {
         if let Some(boundary) = content_type.and_then(|c| header_param(c, "boundary")) {
@@ -778,6 +816,7 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
         let mut name: Option<String> = None;
         let mut filename: Option<String> = None;
         let mut part_type = String::new();
+        let mut transfer = String::new();
         for line in head.lines() {
             let (k, v) = line.split_once(':').unwrap_or((line, ""));
             let k = k.trim().to_ascii_lowercase();
@@ -786,12 +825,28 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
                 filename = header_param(v, "filename");
             } else if k == "content-type" {
                 part_type = v.trim().to_ascii_lowercase();
+            } else if k == "content-transfer-encoding" {
+                transfer = v.trim().to_ascii_lowercase();
             }
         }
+        // RFC 7578 retired Content-Transfer-Encoding for form data, but parsers that still
+        // honour it read the decoded part: so does the engine.
+        let transfer_decoded = match transfer.as_str() {
+            "quoted-printable" => Some(decode::quoted_printable(content)),
+            "base64" => {
+                let compact: String = content.split_ascii_whitespace().collect();
+                decode::base64_decode(&compact).map(|b| decode::bytes_to_text(&b).into_owned())
+            }
+            _ => None,
+        };
+        let content = transfer_decoded.as_deref().unwrap_or(content);
         let field = name.clone().unwrap_or_else(|| format!("part{n}"));
         let loc = format!("body.multipart.{}", location_key(&field));
         if let Some(nm) = &name {
             sink.push(loc.clone(), Origin::ParamName, nm, false);
+        }
+        if !part_type.is_empty() {
+            sink.push_raw(loc.clone(), Origin::MediaType, &part_type);
         }
         match filename {
             Some(f) => {
@@ -814,6 +869,15 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
                     && extract_json_text(content, &format!("{loc}.$"), sink)
                 {
                     continue;
+                }
+                // An XML part (SOAP with attachments, MTOM's root) is a document, not text.
+                let mime = part_type.split(';').next().unwrap_or("").trim();
+                if mime.ends_with("/xml") || mime.ends_with("+xml") {
+                    extract_xml(content, sink);
+                    continue;
+                }
+                if field.eq_ignore_ascii_case("_charset_") {
+                    sink.push_raw(loc.clone(), Origin::Charset, content.trim());
                 }
                 sink.push(loc, Origin::ParamValue, content, false);
             }
@@ -866,6 +930,20 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
             let pi = &text[i..end];
             if !pi.starts_with("<?xml ") && !pi.starts_with("<?xml?") {
                 sink.push(xml_location(&stack), Origin::XmlText, pi, false);
+            } else if let Some((_, enc)) = xml_attributes(pi[5..].trim_end_matches("?>"))
+                .into_iter()
+                .find(|(n, _)| n == "encoding")
+            {
+                // The declared encoding is how the back end's parser reads the bytes. A
+                // UTF-16 label on text that was read here as ASCII (as .NET's StringWriter
+                // writes it) cannot switch a parser to anything the engine has not seen;
+                // a body really in UTF-16 was decoded before it got here.
+                let wide = enc.get(..6).is_some_and(|p| {
+                    p.eq_ignore_ascii_case("utf-16") || p.eq_ignore_ascii_case("utf-32")
+                });
+                if !wide {
+                    sink.push_raw("body.xml.encoding".to_string(), Origin::Charset, &enc);
+                }
             }
             i = end;
         } else {

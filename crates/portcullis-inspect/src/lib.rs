@@ -113,27 +113,32 @@ impl Engine {
         let report_floor = threshold.saturating_sub(25).max(10);
         let values = extract::extract(request, settings.limits());
         let mut findings: Vec<Finding> = Vec::new();
-        for value in &values {
-            let raw_hits = detect::judge(value);
-            for hit in raw_hits {
-                if hit.score < report_floor {
-                    continue;
-                }
-                if settings
+        let mut keep = |value: &extract::Value, hit: detect::Hit| {
+            if hit.score < report_floor
+                || settings
                     .exclusions
                     .iter()
                     .any(|e| e.matches(&value.location, hit.class))
-                {
-                    continue;
-                }
-                let evidence = evidence::render(value, &hit);
-                findings.push(Finding {
-                    class: hit.class,
-                    location: value.location.clone(),
-                    detector: hit.detector,
-                    score: hit.score.min(100),
-                    evidence,
-                });
+            {
+                return;
+            }
+            let evidence = evidence::render(value, &hit);
+            findings.push(Finding {
+                class: hit.class,
+                location: value.location.clone(),
+                detector: hit.detector,
+                score: hit.score.min(100),
+                evidence,
+            });
+        };
+        for value in &values {
+            for hit in detect::judge(value) {
+                keep(value, hit);
+            }
+        }
+        for (index, hit) in detect::judge_request(request, &values) {
+            if let Some(value) = values.get(index) {
+                keep(value, hit);
             }
         }
         findings.sort_by_key(|f| std::cmp::Reverse(f.score));

@@ -110,13 +110,19 @@ pub enum Class {
     CodeInjection,
     /// A request sent by a vulnerability scanner or attack tool (by its User-Agent).
     Scanner,
+    /// Protocol and parser abuse: a body format or charset the gateway and the back end
+    /// would read differently, legacy cookie syntax, values that hang parsers.
+    Protocol,
+    /// A server framework's session identifier sent as a request parameter (session
+    /// fixation).
+    SessionFixation,
 }
 
-const CLASS_NAMES: &str = "sqli, xss, cmdi, traversal, ssrf, xxe, ssti, nosqli, ldapi, jndi, deserialization, prototype-pollution, crlf, code-injection, scanner";
+const CLASS_NAMES: &str = "sqli, xss, cmdi, traversal, ssrf, xxe, ssti, nosqli, ldapi, jndi, deserialization, prototype-pollution, crlf, code-injection, scanner, protocol, session-fixation";
 
 impl Class {
     /// Every class, in declaration order.
-    pub const ALL: [Class; 15] = [
+    pub const ALL: [Class; 17] = [
         Class::Sqli,
         Class::Xss,
         Class::Cmdi,
@@ -132,6 +138,8 @@ impl Class {
         Class::Crlf,
         Class::CodeInjection,
         Class::Scanner,
+        Class::Protocol,
+        Class::SessionFixation,
     ];
 
     /// Stable lower-case name used in config, logs and metrics.
@@ -152,6 +160,8 @@ impl Class {
             Class::Crlf => "crlf",
             Class::CodeInjection => "code-injection",
             Class::Scanner => "scanner",
+            Class::Protocol => "protocol",
+            Class::SessionFixation => "session-fixation",
         }
     }
 }

@@ -210,6 +210,10 @@ fn megabyte_adversarial_inputs_finish() {
         ";;",
         "||",
         "0x",
+        "2.2250738585072011e-30",
+        "/.//",
+        "/AAAAAAA",
+        "\u{BC}a\u{BE}\u{BC}/",
     ];
     // The first patterns target one detector each and get the full megabyte; the rest
     // probe secondary paths with a smaller input to keep debug-mode test time sane.

@@ -616,6 +616,8 @@ fn java_class_ref(text: &str, lower: &str) -> u32 {
 /// Substrings without which only the Java class-name rule can fire.
 const DESER_TRIGGERS: &[&str] = &[
     "ro0ab",
+    "ztaa",
+    "s7qaf",
     "aced0005",
     "aaeaaad",
     "objectdataprovider",
@@ -683,6 +685,15 @@ pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
         if p == 0 || !t.as_bytes()[p - 1].is_ascii_alphanumeric() {
             best.consider((92, "deser.java-base64"));
         }
+    }
+    // The same stream magic (AC ED 00 05) one or two bytes into a base64 blob: `?ztAA`
+    // where `?` carries the low bits of the byte before (K, a, q or 6), or `s7QAF`.
+    let shifted_1 = t
+        .match_indices("ztAA")
+        .take(64)
+        .any(|(p, _)| p > 0 && matches!(t.as_bytes()[p - 1], b'K' | b'a' | b'q' | b'6'));
+    if shifted_1 || t.contains("s7QAF") {
+        best.consider((80, "deser.java-base64"));
     }
     if t.len() >= 12
         && t.get(..8)

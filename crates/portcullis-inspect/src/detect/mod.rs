@@ -3,6 +3,8 @@
 
 mod cmdi;
 mod misc;
+mod protocol;
+mod session;
 mod sqli;
 mod ssrf;
 mod traversal;
@@ -93,6 +95,16 @@ pub(crate) fn judge(value: &Value) -> Vec<Hit> {
         judge_memo(v, value.origin, &mut sink);
     }
     sink.into_hits()
+}
+
+/// Judgements that need more than one value: a parameter's name with its value
+/// (remote file inclusion), a name with the request's Referer and Host (session
+/// fixation). Each hit names the index of the value it belongs to.
+pub(crate) fn judge_request(req: &crate::Request<'_>, values: &[Value]) -> Vec<(usize, Hit)> {
+    let mut out = Vec::new();
+    session::judge(req, values, &mut out);
+    traversal::remote_include(values, &mut out);
+    out
 }
 
 /// Longest value whose verdict is remembered.
@@ -291,12 +303,25 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             misc::scanner_agent(text, lower, sink);
             return;
         }
+        Origin::MediaType => {
+            protocol::media_type(text, lower, sink);
+            return;
+        }
+        Origin::Charset => {
+            protocol::charset(text, lower, sink);
+            return;
+        }
+        Origin::CookieName if text.starts_with('$') => protocol::legacy_cookie(text, lower, sink),
         Origin::Header if sink.header == Some("user-agent") => {
             misc::scanner_agent(text, lower, sink)
         }
         _ => {}
     }
     let f = Feat::of(text);
+    // Exponent notation: a number that can hang a back end's float parser.
+    if f.any(Feat::DIGIT) && lower.contains("e-") {
+        protocol::float_dos(text, sink);
+    }
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;
@@ -392,6 +417,8 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
         && !text.contains("__");
     if id_like {
         if text.contains("rO0")
+            || text.contains("ztAA")
+            || text.contains("s7QAF")
             || text
                 .get(..4)
                 .is_some_and(|p| p.eq_ignore_ascii_case("aced"))

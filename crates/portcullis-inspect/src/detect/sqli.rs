@@ -657,9 +657,28 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 b',' => (K::Comma, 1),
                 b';' => (K::Semi, 1),
                 b'[' => {
-                    // T-SQL bracketed identifier.
+                    // T-SQL bracketed identifier, or one cut off by the end of the value.
+                    let word = b[i + 1..].iter().take_while(|&&c| is_word_byte(c)).count();
                     match s[i..].find(']') {
-                        Some(p) if p < 64 => (K::Ident, p + 1),
+                        Some(p) if p < 64 => {
+                            // `[dbo].[orders]`, `[dbo].orders`: one qualified name.
+                            let mut len = p + 1;
+                            while b.get(i + len) == Some(&b'.') {
+                                let rest = &s[i + len + 1..];
+                                let part = if rest.starts_with('[') {
+                                    rest.find(']').filter(|&q| q < 64).map(|q| q + 1)
+                                } else {
+                                    let w = rest.bytes().take_while(|&c| is_word_byte(c)).count();
+                                    (w > 0).then_some(w)
+                                };
+                                match part {
+                                    Some(n) => len += 1 + n,
+                                    None => break,
+                                }
+                            }
+                            (K::Ident, len)
+                        }
+                        None if word > 0 && i + 1 + word == b.len() => (K::Ident, word + 1),
                         _ => (K::Other, 1),
                     }
                 }
@@ -1006,6 +1025,19 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
         {
             85
         }
+        // `TRUNCATE [orders]`, ``TRUNCATE `orders` ``: the table keyword is optional, and
+        // a quoted identifier is SQL, not prose.
+        K::Stmt(Stmt::Ddl)
+            if tok.text == "truncate"
+                && next.is_some_and(|x| {
+                    x.k == K::Ident && (x.text.starts_with('[') || x.text.starts_with('`'))
+                })
+                && t.get(i + 2).is_none_or(|x| {
+                    matches!(x.k, K::Semi | K::Comment { .. } | K::Str { closed: false })
+                }) =>
+        {
+            80
+        }
         K::Stmt(Stmt::Ddl) => {
             let obj = next.map(|x| x.text.as_str()).unwrap_or("");
             // `drop table if exists x`; after the object name the statement must end
@@ -1187,6 +1219,29 @@ fn judge_tail(t: &[Tok], start: usize, after_quote: bool, s: &Stream) -> (u32, &
         }
         return best;
     };
+    // `admin' or `, `' = `, `` ` REGEXP ``: the value ends on an operator right after the
+    // break, and the application's own closing quote opens its right operand
+    // (`'admin' or ''`, `'' = ''`).
+    if after_quote
+        && i == start
+        && i + 1 == t.len()
+        && !s.terminal_comment
+        && (matches!(first.k, K::Logic | K::Cmp)
+            || first.k == K::CmpWord
+                && matches!(
+                    first.text.as_str(),
+                    "like" | "rlike" | "regexp" | "sounds" | "glob" | "ilike" | "similar"
+                ))
+    {
+        let score = if s.quote_prefix_words {
+            40
+        } else if s.quote_at_start {
+            64
+        } else {
+            60
+        };
+        bump(score, "sqli.dangling-operator", &mut best);
+    }
     match first.k {
         K::Logic | K::Not => {
             let mut j = i + 1;

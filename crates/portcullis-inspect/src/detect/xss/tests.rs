@@ -87,3 +87,23 @@ fn look_alike_legit_passes() {
         assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
     }
 }
+
+#[test]
+fn issue_5_seven_bit_markup() {
+    for a in [
+        "\u{BC}script\u{BE}alert(1)\u{BC}/script\u{BE}",
+        "\\xbcb\\xbebold\\xbc/b\\xbe",
+        "%BCsvg onload=x%BE%BC/svg%BE",
+        "\\xbcscript\\xe9\\xbealert(1)\\xbc/script\\xe9\\xbe",
+    ] {
+        assert!(decoded(a) >= BLOCK, "{a}: {}", decoded(a));
+    }
+    for l in [
+        "\u{BC} cup sugar and \u{BE} cup flour",
+        "Mix \u{BC}tsp salt, \u{BE}tsp pepper, then \u{BC}/\u{BE} of the rest",
+        "\u{BC}in\u{BE} bolts, \u{BC}in\u{BE} nuts",
+        "\\xd0\\xbc/\\xd0\\xbe: Cyrillic \u{43C} and \u{43E} are not brackets",
+    ] {
+        assert!(decoded(l) < BLOCK, "{l}: {}", decoded(l));
+    }
+}
