@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod body;
+pub mod deadline;
 mod framing;
 pub mod gateway;
 pub mod handler;
