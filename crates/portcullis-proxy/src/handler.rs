@@ -354,20 +354,20 @@ impl Gateway {
         if let Some(need) = need {
             if !body.is_end_stream() {
                 let read = read_prefix(body, need.max_bytes, gateway.max_body_bytes, received);
-                let (bytes, fits) =
-                    match crate::deadline::timeout(gateway.request_timeout, read).await {
-                        Err(_) => return Err(Rejection::request_timeout()),
-                        Ok(Err(PrefixError::TooLarge)) => {
-                            return Err(Rejection::body_too_large(gateway.max_body_bytes))
-                        }
-                        Ok(Err(PrefixError::Client(_))) => {
-                            return Err(Rejection::bad_request(
-                                "bad_body",
-                                "the request body could not be read",
-                            ))
-                        }
-                        Ok(Ok(read)) => read,
-                    };
+                let (bytes, fits) = match tokio::time::timeout(gateway.request_timeout, read).await
+                {
+                    Err(_) => return Err(Rejection::request_timeout()),
+                    Ok(Err(PrefixError::TooLarge)) => {
+                        return Err(Rejection::body_too_large(gateway.max_body_bytes))
+                    }
+                    Ok(Err(PrefixError::Client(_))) => {
+                        return Err(Rejection::bad_request(
+                            "bad_body",
+                            "the request body could not be read",
+                        ))
+                    }
+                    Ok(Ok(read)) => read,
+                };
                 if !fits && need.on_large_body == LargeBody::Reject {
                     return Err(Rejection::body_too_large(need.max_bytes as u64));
                 }
@@ -481,7 +481,7 @@ impl Gateway {
                 (None, _) => std::mem::take(&mut head.headers),
             };
             let upstream_start = Instant::now();
-            let result = crate::deadline::timeout(timeout, pool.client().request(request)).await;
+            let result = tokio::time::timeout(timeout, pool.client().request(request)).await;
             let elapsed = u64::try_from(upstream_start.elapsed().as_micros()).unwrap_or(u64::MAX);
             match result {
                 Ok(Ok(response)) => {

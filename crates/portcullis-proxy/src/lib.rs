@@ -5,7 +5,6 @@
 
 pub mod access_log;
 pub mod body;
-pub mod deadline;
 mod framing;
 pub mod gateway;
 pub mod handler;

@@ -346,7 +346,7 @@ fn http1_builder(gateway: &Gateway) -> http1::Builder {
     let config = &snapshot.config.gateway;
     let mut builder = http1::Builder::new();
     builder
-        .timer(crate::deadline::CoarseTimer)
+        .timer(TokioTimer::new())
         .header_read_timeout(config.request_header_timeout)
         // hyper refuses heads past its read buffer with a bare 431; keep the buffer a little
         // larger than the bound so the gateway's own check (JSON 431) sees most oversize heads.
