@@ -203,9 +203,7 @@ impl Detector {
             Detector::Ssti => &[Class::Ssti],
             Detector::Nosqli => &[Class::Nosqli],
             Detector::Ldapi => &[Class::Ldapi],
-            Detector::Deserialization | Detector::DeserializationBytes => {
-                &[Class::Deserialization]
-            }
+            Detector::Deserialization | Detector::DeserializationBytes => &[Class::Deserialization],
             Detector::PrototypePollution => &[Class::PrototypePollution],
             Detector::Crlf => &[Class::Crlf],
             Detector::CodeInjection | Detector::DangerousFilename => &[Class::CodeInjection],
