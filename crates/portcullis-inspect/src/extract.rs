@@ -690,7 +690,16 @@ fn json_child(parent: &str, key: &str) -> String {
     if simple {
         format!("{parent}.{key}")
     } else {
-        let k = serde_json::to_string(truncate_str(key, 64)).unwrap_or_default();
+        let quoted = serde_json::to_string(truncate_str(key, 64)).unwrap_or_default();
+        // JSON escapes only C0 controls; DEL and C1 (U+0080..U+009F) would reach the logs.
+        let mut k = String::with_capacity(quoted.len());
+        for c in quoted.chars() {
+            if c.is_control() {
+                k.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                k.push(c);
+            }
+        }
         format!("{parent}[{k}]")
     }
 }
@@ -1128,5 +1137,27 @@ mod tests {
         assert!(values
             .iter()
             .any(|v| v.location == "body.xml" && v.variants[0] == "y"));
+    }
+
+    #[test]
+    fn issue_5_json_keys_in_locations_are_printable() {
+        // Found by the body_multipart fuzz target: a JSON key is quoted with JSON escapes,
+        // which cover C0 controls but not DEL and C1 (U+0080..U+009F).
+        let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+        let body = r#"{"a\u0089\u007fb\u0001": 1, "c d": "x"}"#;
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let values = extract(&req, Settings::default().limits());
+        let locations: Vec<&str> = values.iter().map(|v| v.location.as_str()).collect();
+        assert!(
+            locations.contains(&r#"body.$["a\u0089\u007fb\u0001"]"#),
+            "{locations:?}"
+        );
+        assert!(locations.contains(&r#"body.$["c d"]"#), "{locations:?}");
     }
 }
