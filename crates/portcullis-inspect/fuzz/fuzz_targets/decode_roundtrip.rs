@@ -24,7 +24,7 @@ fn b64(data: &[u8], url_safe: bool) -> String {
         }
     }
     if !url_safe {
-        while out.len() % 4 != 0 {
+        while !out.len().is_multiple_of(4) {
             out.push('=');
         }
     }
