@@ -690,7 +690,16 @@ fn json_child(parent: &str, key: &str) -> String {
     if simple {
         format!("{parent}.{key}")
     } else {
-        let k = serde_json::to_string(truncate_str(key, 64)).unwrap_or_default();
+        let quoted = serde_json::to_string(truncate_str(key, 64)).unwrap_or_default();
+        // JSON escapes only C0 controls; DEL and C1 (U+0080..U+009F) would reach the logs.
+        let mut k = String::with_capacity(quoted.len());
+        for c in quoted.chars() {
+            if c.is_control() {
+                k.push_str(&format!("\\u{:04x}", u32::from(c)));
+            } else {
+                k.push(c);
+            }
+        }
         format!("{parent}[{k}]")
     }
 }
@@ -964,7 +973,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 let mut eloc = xml_location(&stack);
                 if stack.len() < XML_LOCATION_DEPTH {
                     eloc.push('/');
-                    eloc.push_str(name);
+                    eloc.push_str(&location_key(name));
                 }
                 let attrs = xml_attributes(&tag[name_end..]);
                 if attrs.iter().any(|(n, v)| v.is_empty() && !n.is_empty()) {
@@ -1001,12 +1010,14 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
 /// Most element names an XML location spells out.
 const XML_LOCATION_DEPTH: usize = 16;
 
-/// `body.xml/a/b` for the open elements `stack`.
+/// `body.xml/a/b` for the open elements `stack`. Names are spelt as other keys are
+/// ([`location_key`]): at most 64 bytes, so a long name does not make every value under it
+/// carry a copy, and no control characters, which would reach the logs.
 fn xml_location(stack: &[String]) -> String {
     let mut s = String::from("body.xml");
     for e in stack.iter().take(XML_LOCATION_DEPTH) {
         s.push('/');
-        s.push_str(e);
+        s.push_str(&location_key(e));
     }
     s
 }
@@ -1084,4 +1095,69 @@ fn xml_attributes(s: &str) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::Settings;
+
+    fn xml_values(body: &str) -> Vec<Value> {
+        let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/xml")];
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        extract(&req, Settings::default().limits())
+    }
+
+    #[test]
+    fn issue_5_xml_names_in_locations_are_bounded_and_printable() {
+        // Found by the body_xml and engine fuzz targets: element names went into locations
+        // as written. A control character reached the location (and the logs), and a
+        // long name was copied into the location of every value under it: 16 nested
+        // 4 KiB names over 4096 values made 256 MiB of locations from a 70 KiB body.
+        let values = xml_values("<a\u{1}b><c\u{9d}>text</c\u{9d}></a\u{1}b>");
+        assert!(values.iter().any(|v| v.location == "body.xml/a?b/c?"));
+        assert!(values
+            .iter()
+            .all(|v| !v.location.chars().any(char::is_control)));
+        let name = "n".repeat(4096);
+        let body = format!("{}{}", format!("<{name}>").repeat(16), "<b/>".repeat(4096));
+        let values = xml_values(&body);
+        assert!(values.len() >= 4000);
+        let total: usize = values.iter().map(|v| v.location.len()).sum();
+        assert!(total < values.len() * 2048, "{total} bytes of locations");
+        // Closing tags still match their (full) names.
+        let values = xml_values(&format!("<{name}><x/></{name}><y/>"));
+        assert!(values
+            .iter()
+            .any(|v| v.location == "body.xml" && v.variants[0] == "y"));
+    }
+
+    #[test]
+    fn issue_5_json_keys_in_locations_are_printable() {
+        // Found by the body_multipart fuzz target: a JSON key is quoted with JSON escapes,
+        // which cover C0 controls but not DEL and C1 (U+0080..U+009F).
+        let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
+        let body = r#"{"a\u0089\u007fb\u0001": 1, "c d": "x"}"#;
+        let req = Request {
+            method: "POST",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: body.as_bytes(),
+        };
+        let values = extract(&req, Settings::default().limits());
+        let locations: Vec<&str> = values.iter().map(|v| v.location.as_str()).collect();
+        assert!(
+            locations.contains(&r#"body.$["a\u0089\u007fb\u0001"]"#),
+            "{locations:?}"
+        );
+        assert!(locations.contains(&r#"body.$["c d"]"#), "{locations:?}");
+    }
 }

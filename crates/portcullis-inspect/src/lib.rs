@@ -34,6 +34,9 @@ mod decode;
 mod detect;
 mod evidence;
 mod extract;
+/// Not a stable API: entry points for the fuzz targets only.
+#[doc(hidden)]
+pub mod fuzzing;
 mod settings;
 
 use std::sync::Arc;

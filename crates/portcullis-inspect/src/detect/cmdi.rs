@@ -1398,9 +1398,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((65, "cmdi.windows-env"));
     }
     // Redirection into or out of system paths: `>/tmp/x`, `</etc/passwd`.
+    // Every `>` inside a run already trimmed sees the same target: trim each run once,
+    // or `>>>>…` costs the square of its length.
+    let mut trimmed_to = 0;
     for (i, c) in lower.char_indices() {
-        if c == '>' || c == '<' {
+        if (c == '>' || c == '<') && i >= trimmed_to {
             let rest = lower[i + 1..].trim_start_matches(['>', ' ', '&']);
+            trimmed_to = lower.len() - rest.len();
             if rest.starts_with("/tmp/")
                 || rest.starts_with("/dev/tcp/")
                 || rest.starts_with("/dev/udp/")

@@ -1553,7 +1553,13 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             }
             k += 1;
         }
-        let args = &lower[j + 1..k.saturating_sub(1).max(j + 1)];
+        // Without a closing paren `k` stops at the byte cap or the end, which may fall
+        // inside a multi-byte character: cut at the character boundary before it.
+        let mut end = k.saturating_sub(1).max(j + 1);
+        while !lower.is_char_boundary(end) {
+            end -= 1;
+        }
+        let args = &lower[j + 1..end];
         let words_in_row = args
             .split(|c: char| !c.is_ascii_alphanumeric() && c != '_' && c != ' ')
             .any(|seg| seg.split_whitespace().count() >= 3);

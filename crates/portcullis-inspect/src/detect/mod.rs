@@ -1,14 +1,14 @@
 //! Detectors. Each judges one decoded form of a value and reports through a [`Sink`],
 //! which keeps the strongest hit per class.
 
-mod cmdi;
-mod misc;
-mod protocol;
+pub(crate) mod cmdi;
+pub(crate) mod misc;
+pub(crate) mod protocol;
 mod session;
-mod sqli;
-mod ssrf;
-mod traversal;
-mod xss;
+pub(crate) mod sqli;
+pub(crate) mod ssrf;
+pub(crate) mod traversal;
+pub(crate) mod xss;
 
 use std::borrow::Cow;
 
@@ -123,7 +123,7 @@ thread_local! {
 /// and a detector's verdict is a pure function of (text, origin, header), so the second
 /// time costs one hash lookup. Hits are replayed through the sink in their original
 /// order, which keeps its strongest-per-class rule exact.
-fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+pub(crate) fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     if text.len() > MEMO_MAX_LEN || !Feat::of(text).inert() {
         judge_text(text, origin, sink);
         return;
@@ -275,7 +275,7 @@ fn ascii_lower(text: &str) -> Cow<'_, str> {
     }
 }
 
-fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+pub(crate) fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     if origin == Origin::PathFull {
         traversal::detect(text, sink);
         return;

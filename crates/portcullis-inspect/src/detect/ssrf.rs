@@ -15,7 +15,7 @@ enum HostKind {
 
 /// Parses an IPv4 address the way `inet_aton` does: 1–4 parts, each decimal, octal
 /// (leading 0) or hex (0x). Returns the address and whether the spelling is unusual.
-fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
+pub(crate) fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
     let parts: Vec<&str> = h.split('.').collect();
     if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
         return None;
@@ -76,7 +76,7 @@ fn classify_v4(a: u32) -> HostKind {
     }
 }
 
-fn parse_ipv6(h: &str) -> Option<[u16; 8]> {
+pub(crate) fn parse_ipv6(h: &str) -> Option<[u16; 8]> {
     let (head, tail) = match h.split_once("::") {
         Some((a, b)) => (a, Some(b)),
         None => (h, None),
@@ -236,7 +236,7 @@ fn classify_host(host: &str) -> (HostKind, bool) {
 
 /// Splits `[userinfo@]host[:port]` off the start of `s`; returns the host and whether
 /// something follows it (port or path) that makes it clearly an address.
-fn authority(s: &str) -> (&str, bool) {
+pub(crate) fn authority(s: &str) -> (&str, bool) {
     let end = s
         .find(|c: char| {
             matches!(

@@ -64,3 +64,14 @@ fn look_alike_legit_passes() {
         assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
     }
 }
+
+#[test]
+fn issue_5_redirection_run_is_linear() {
+    // Found by the `linear` fuzz target: every `>` of a run trimmed the rest of the run,
+    // so 64 KiB of `>` took seconds and a 1 MiB body minutes. A quarter megabyte runs
+    // here in milliseconds; before the fix the test did not finish.
+    let run = ">".repeat(256 << 10);
+    assert!(s(&format!("cat {run}/etc/passwd")) >= BLOCK);
+    assert!(s(&format!("{run} report")) < BLOCK);
+    assert!(s(&"> &".repeat(64 << 10)) < BLOCK);
+}

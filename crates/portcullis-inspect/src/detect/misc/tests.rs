@@ -215,3 +215,19 @@ fn code_injection() {
         ],
     );
 }
+
+#[test]
+fn issue_5_php_call_cut_inside_a_character() {
+    // Found by the `misc` and `judge` fuzz targets: an unclosed PHP call whose value ends
+    // (or whose 512-byte argument window ends) inside a multi-byte character panicked.
+    for v in [
+        "system(é",
+        "require('chiequire(' tq{    'x'Ó",
+        &format!("system({}", "aé".repeat(200)),
+        &format!("system(a{}", "é".repeat(300)),
+    ] {
+        let _ = score_of(v, Origin::ParamValue, Class::CodeInjection);
+        let _ = score_of(v, Origin::FileContent, Class::CodeInjection);
+    }
+    assert!(score_of("system('id')", Origin::ParamValue, Class::CodeInjection) >= BLOCK);
+}

@@ -1,0 +1,13 @@
+//! Form bodies through the engine: `&`/`=` splitting, `+` and percent layers, entity
+//! references that span the separators, `_charset_`; the shared inspection invariants.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use portcullis_inspect::{Engine, Settings};
+
+fuzz_target!(|data: &[u8]| {
+    let engine = Engine::new(Settings::default());
+    let headers: [(&str, &[u8]); 1] = [("content-type", b"application/x-www-form-urlencoded")];
+    let req = portcullis_inspect_fuzz::body_request(&headers, data);
+    portcullis_inspect_fuzz::check_inspection(&engine, &req);
+});
