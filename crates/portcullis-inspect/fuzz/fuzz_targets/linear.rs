@@ -1,8 +1,13 @@
-//! Linear time: a request part built as `prefix unit1… middle unit2… suffix`, with each
-//! unit repeated to fill half of a small and of an eight-times larger input. A linear
-//! engine takes about eight times longer on the larger one; a quadratic one about 64
-//! times. The target fails when the ratio stays above 24 on re-measuring (and the large
-//! input takes over 10 ms, so timer noise on tiny inputs does not count).
+//! Linear time: a request part built as `prefix unit1… middle unit2… suffix`, each unit
+//! (at most 8 bytes) repeated `REPEAT` times for a small input and eight times as often
+//! for a large one. A linear engine takes about eight times longer on the large input; a
+//! quadratic one about 64 times. The target fails when the ratio stays above 24 on
+//! re-measuring (and the large input takes over 10 ms, so timer noise on tiny inputs does
+//! not count).
+//!
+//! `REPEAT` is divisible by every period up to 10, so both inputs end their runs in the
+//! same phase: a parser that consumes a run of `"` three at a time is in the same state
+//! after both, and the two inputs differ in length only, not in shape.
 //!
 //! A timing oracle: a report on a loaded machine is confirmed by re-running the artifact
 //! (`cargo fuzz run linear <artifact>`) before it is believed.
@@ -12,8 +17,11 @@ use libfuzzer_sys::fuzz_target;
 use portcullis_inspect::{Engine, Request, Settings};
 use std::time::{Duration, Instant};
 
-/// Bytes of the small input; the large one is `8 * SMALL`.
-const SMALL: usize = 8 << 10;
+/// Repetitions of each unit in the small input (the lcm of 1..=10); the large one has
+/// eight times as many.
+const REPEAT: usize = 2520;
+/// Longest unit used; the rest of a longer one is dropped.
+const MAX_UNIT: usize = 8;
 const RATIO: u32 = 24;
 const FLOOR: Duration = Duration::from_millis(10);
 
@@ -63,20 +71,12 @@ struct Input<'a> {
     suffix: &'a [u8],
 }
 
-fn pump(input: &Input<'_>, size: usize) -> Vec<u8> {
+fn pump(input: &Input<'_>, repeat: usize) -> Vec<u8> {
+    let unit = |u: &[u8]| u[..u.len().min(MAX_UNIT)].repeat(repeat);
     let mut out = input.prefix.to_vec();
-    let units = [input.unit1, input.unit2]
-        .into_iter()
-        .filter(|u| !u.is_empty());
-    let share = size / units.clone().count().max(1);
-    for (i, unit) in units.enumerate() {
-        if i == 1 {
-            out.extend_from_slice(input.middle);
-        }
-        for _ in 0..share / unit.len() {
-            out.extend_from_slice(unit);
-        }
-    }
+    out.extend(unit(input.unit1));
+    out.extend_from_slice(input.middle);
+    out.extend(unit(input.unit2));
     out.extend_from_slice(input.suffix);
     out
 }
@@ -168,8 +168,8 @@ fuzz_target!(|data: &[u8]| {
         max_file_bytes: 1 << 20,
         ..Settings::default()
     });
-    let small = pump(&input, SMALL);
-    let large = pump(&input, 8 * SMALL);
+    let small = pump(&input, REPEAT);
+    let large = pump(&input, 8 * REPEAT);
     if superlinear(&engine, input.place, &small, &large).is_none() {
         return;
     }
