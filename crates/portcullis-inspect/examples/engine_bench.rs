@@ -1,8 +1,14 @@
 //! Engine cost on one core, measured with `std::time::Instant` only.
 //!
 //! ```text
-//! cargo run --release --example engine_bench -- [--corpus DIR] [--iters N] [--quick]
+//! cargo run --release --example engine_bench -- [--corpus DIR] [--passes N] [--quick]
+//!     [--only get|post|breakdown] [--count N]
 //! ```
+//!
+//! `--only get --count N` (or `post`) runs N inspections untimed and exits, for
+//! instruction counts that do not depend on machine load:
+//! `valgrind --tool=callgrind engine_bench --only get --count 1000`, minus the same with
+//! `--count 0`, divided by 1000.
 //!
 //! Reports:
 //! - ns/request for a typical API GET (3 query parameters, 10 ordinary headers) and a
@@ -306,6 +312,7 @@ fn main() {
     let mut quick = false;
     let mut passes = 3usize;
     let mut only: Option<String> = None;
+    let mut count: Option<u64> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -313,6 +320,7 @@ fn main() {
             "--passes" => passes = args.next().and_then(|x| x.parse().ok()).unwrap_or(passes),
             "--quick" => quick = true,
             "--only" => only = args.next(),
+            "--count" => count = args.next().and_then(|x| x.parse().ok()),
             _ => eprintln!("unknown argument {a}"),
         }
     }
@@ -383,6 +391,12 @@ fn main() {
     }
     let out = engine.inspect(&get);
     assert!(!out.blocked, "typical GET must pass: {:?}", out.findings);
+    if let (Some(n), Some("get")) = (count, only.as_deref()) {
+        for _ in 0..n {
+            black_box(engine.inspect(black_box(&get)));
+        }
+        return;
+    }
     if only.as_deref().is_some_and(|o| o != "get") {
     } else {
         let ns = time_per_request(&engine, &get, min_time);
@@ -405,6 +419,12 @@ fn main() {
     };
     let out = engine.inspect(&post);
     assert!(!out.blocked, "typical POST must pass: {:?}", out.findings);
+    if let (Some(n), Some("post")) = (count, only.as_deref()) {
+        for _ in 0..n {
+            black_box(engine.inspect(black_box(&post)));
+        }
+        return;
+    }
     if only.as_deref().is_some_and(|o| o != "post") {
         return;
     }
