@@ -613,48 +613,45 @@ fn java_class_ref(text: &str, lower: &str) -> u32 {
     best
 }
 
-/// Substrings without which only the Java class-name rule can fire.
-const DESER_TRIGGERS: &[&str] = &[
+/// Substrings (any case, anywhere) of the rules below that are not anchored at the start
+/// of the value. Together with [`deser_prefix`] and [`php_object_marker`] they are what
+/// the rules need: without any of them only the Java class-name rule can fire. Short
+/// markers such as `o:`, `s:`, `gar` or `bah` are checked where the rules look for them
+/// (at the start, or before a digit), not anywhere: as substrings they are in most URLs
+/// and sentences.
+const DESER_MARKERS: &[&str] = &[
     "ro0ab",
-    "aced0005",
-    "aaeaaad",
+    "y29zcnn5c3rlbq",
+    "y3bvc2l4cnn5c3rlbq",
     "objectdataprovider",
     "typeconfusedelegate",
-    "system.",
+    "system.windows.data",
+    "system.diagnostics.process",
     "windowsidentity",
     "textformattingrunproperties",
     "psobject",
+    "system.management.automation",
     "activitysurrogateselector",
+    "system.data.dataset",
     "claimsidentity",
     "sessionsecuritytoken",
     "roleprincipal",
-    "o:",
-    "c:",
-    "a:",
-    "s:",
-    "gasv",
-    "gaj",
-    "gan",
-    "gar",
-    "y29zcnn5c3rlbq",
-    "y3bvc2l4cnn5c3rlbq",
-    "cos\n",
-    "cposix\n",
-    "c__builtin__\n",
-    "csubprocess\n",
-    "cbuiltins\n",
+    "system.configuration.install",
     "__reduce__",
     "__setstate__",
     "!!",
     "!ruby/",
     "tag:yaml.org",
-    "bah",
-    "@type",
-    "$type",
-    "@class",
+    "\"@type\"",
+    "\"$type\"",
+    "\"@class\"",
+    "'@type'",
     "processbuilder",
-    "runtime",
-    "transformer",
+    "runtime.getruntime",
+    "java.runtime",
+    "invokertransformer",
+    "chainedtransformer",
+    "constanttransformer",
     "templatesimpl",
     "jdbcrowsetimpl",
     "mlet",
@@ -662,15 +659,51 @@ const DESER_TRIGGERS: &[&str] = &[
     "scriptenginemanager",
     "urlclassloader",
     "methodinvoker",
+    "instantiatetransformer",
     "beanshell",
-    "\u{AC}\u{ED}",
 ];
-static DESER_DICT: Dict = Dict::new(DESER_TRIGGERS, true);
+static DESER_DICT: Dict = Dict::new(DESER_MARKERS, true);
+
+/// The starts of values that the anchored rules below look for.
+fn deser_prefix(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.get(..8)
+        .is_some_and(|x| x.eq_ignore_ascii_case(b"aced0005"))
+        || [
+            "\u{AC}\u{ED}",
+            "AAEAAAD/////",
+            "a:",
+            "s:",
+            "gA",
+            "cos\n",
+            "cposix\n",
+            "c__builtin__\n",
+            "csubprocess\n",
+            "cbuiltins\n",
+            "BAh",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+}
+
+/// `O:<digit>` / `C:+<digit>` at a word start within the bytes the PHP object rule scans.
+fn php_object_marker(b: &[u8]) -> bool {
+    (0..b.len().min(4096)).any(|i| {
+        matches!(b[i], b'O' | b'C')
+            && b.get(i + 1) == Some(&b':')
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && match b.get(i + 2) {
+                Some(b'+') => b.get(i + 3).is_some_and(u8::is_ascii_digit),
+                Some(c) => c.is_ascii_digit(),
+                None => false,
+            }
+    })
+}
 
 pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     // ASCII case folding leaves whitespace alone, so both trim to the same bytes.
     let (t, lower) = (text.trim(), lower.trim());
-    if !DESER_DICT.any(t) {
+    if !(deser_prefix(t) || php_object_marker(t.as_bytes()) || DESER_DICT.any(t)) {
         let j = java_class_ref(t, lower);
         if j > 0 {
             sink.hit(Class::Deserialization, "deser.java-class", j, text);

@@ -464,12 +464,14 @@ impl Dict {
     /// Every (word index, start offset) occurrence, overlapping, at most `limit`.
     pub(crate) fn occurrences(&self, hay: &str, limit: usize) -> Vec<(usize, usize)> {
         match self.automaton() {
-            Some(ac) => ac
+            // The overlapping search has no prefilter; most values hold no word at all,
+            // and the plain search says so at a fraction of the cost.
+            Some(ac) if ac.is_match(hay) => ac
                 .find_overlapping_iter(hay)
                 .take(limit)
                 .map(|m| (m.pattern().as_usize(), m.start()))
                 .collect(),
-            None => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -543,6 +545,32 @@ mod cost_probe {
             }
             line.push_str(&format!("variants={}", t.elapsed().as_nanos() / 2000));
             println!("{line}");
+        }
+    }
+}
+
+/// Runs `judge_text` over `PROBE_VALUE` (a JSON string value) `PROBE_N` times, for
+/// instruction counts per detector under callgrind, which machine load does not skew:
+/// `PROBE_VALUE='…' PROBE_N=1001 valgrind --tool=callgrind <unit test binary>
+/// icount_probe --ignored`, minus the same run with `PROBE_N=1` (the automata are built on
+/// first use), divided by 1000.
+#[cfg(test)]
+mod icount_probe {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    #[ignore]
+    fn icount() {
+        let v = std::env::var("PROBE_VALUE").unwrap_or_default();
+        let n: usize = std::env::var("PROBE_N")
+            .ok()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(1000);
+        for _ in 0..n {
+            let mut sink = Sink::new(Origin::JsonValue, None);
+            judge_text(std::hint::black_box(&v), Origin::JsonValue, &mut sink);
+            std::hint::black_box(sink.hits.len());
         }
     }
 }
