@@ -113,12 +113,12 @@ fn lenient_text(b: &[u8]) -> String {
     out
 }
 
-/// Percent-decodes a string once.
-pub(crate) fn url_decode(s: &str, plus_is_space: bool) -> String {
+/// Percent-decodes a string once; borrowed when there is nothing to decode.
+pub(crate) fn url_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
     if !(s.contains('%') || plus_is_space && s.contains('+')) {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
-    bytes_into_text(percent_decode(s.as_bytes(), plus_is_space))
+    Cow::Owned(bytes_into_text(percent_decode(s.as_bytes(), plus_is_space)))
 }
 
 fn named_entity(name: &str) -> Option<&'static str> {
@@ -438,7 +438,7 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
     let mut seen_percent = false;
     for _ in 0..MAX_ROUNDS {
         let had_percent = cur.contains('%');
-        let mut next = url_decode(&cur, plus_is_space && seen_percent);
+        let mut next = url_decode(&cur, plus_is_space && seen_percent).into_owned();
         seen_percent |= had_percent && next != cur;
         next = html_entities(&next);
         next = js_unescape(&next);
@@ -452,9 +452,17 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
 
 /// The forms of a value that detectors judge: the value as transported, its full
 /// normalisation, UTF-7 and base64 decodings when plausible. Deduplicated.
+#[cfg(test)]
 pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(4);
-    out.push(raw.to_string());
+    let mut out = vec![raw.to_string()];
+    out.extend(decoded_forms(raw, plus_is_space));
+    out
+}
+
+/// The forms of [`variants`] after the first (`raw` itself, which the caller keeps
+/// borrowed): empty, without an allocation, for a value with nothing to decode.
+pub(crate) fn decoded_forms(raw: &str, plus_is_space: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     // No escape marker (`%`, `&`, `\`, `+` for form spaces and UTF-7) and nothing to
     // fold: every decoder is the identity, so only base64 is left to try.
     let markers = raw
@@ -485,7 +493,7 @@ pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     {
         out.push(norm_literal.replace('+', " "));
     }
-    let last = out.last().cloned().unwrap_or_default();
+    let last = out.last().cloned().unwrap_or_else(|| raw.to_string());
     if let Some(u7) = utf7_decode(&norm_literal) {
         out.push(u7);
     }
@@ -494,6 +502,10 @@ pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     }
     push_base64(&last, &mut out);
     out.dedup();
+    // Deduplicated as if `raw` led the list.
+    if out.first().is_some_and(|f| f == raw) {
+        out.remove(0);
+    }
     out
 }
 

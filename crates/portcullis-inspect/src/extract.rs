@@ -53,40 +53,63 @@ impl Origin {
     }
 }
 
-/// One value to judge.
-#[derive(Debug, Clone)]
-pub(crate) struct Value {
-    pub location: String,
+/// One value to judge, lent to the judge while extraction goes on: nothing of it is
+/// copied unless a finding needs it.
+#[derive(Debug)]
+pub(crate) struct Value<'v> {
+    pub location: &'v str,
     pub origin: Origin,
     /// Lower-case header name when the value came from a header (or cookie).
-    pub header: Option<String>,
+    pub header: Option<&'v str>,
     /// Evidence must not show this value (credentials).
     pub secret: bool,
-    /// Decoded forms to judge; `variants[0]` is the value after transport decoding.
-    pub variants: Vec<String>,
+    /// Decoded forms to judge.
+    pub variants: Variants<'v>,
     /// Raw bytes when they matter (binary serialized objects).
-    pub raw_bytes: Option<Vec<u8>>,
+    pub raw_bytes: Option<&'v [u8]>,
 }
 
-struct Sink<'l> {
-    out: Vec<Value>,
+/// The forms of a value: the value after transport decoding, then what the decoders make
+/// of it (usually nothing, so usually no allocation at all).
+#[derive(Debug)]
+pub(crate) struct Variants<'v> {
+    first: &'v str,
+    rest: Vec<String>,
+}
+
+impl<'v> Variants<'v> {
+    /// Every form, the transported one first.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.first).chain(self.rest.iter().map(String::as_str))
+    }
+
+    /// The most decoded form.
+    pub(crate) fn last(&self) -> &str {
+        self.rest.last().map_or(self.first, String::as_str)
+    }
+}
+
+struct Sink<'l, 'e> {
+    /// Values handed to `judge` so far.
+    emitted: usize,
     limits: &'l Limits,
     /// Values pushed while this is set are credentials (JWT claims): never shown.
     secret: bool,
+    judge: &'e mut dyn FnMut(&Value<'_>),
 }
 
-impl Sink<'_> {
+impl Sink<'_, '_> {
     fn full(&self) -> bool {
-        self.out.len() >= self.limits.max_values
+        self.emitted >= self.limits.max_values
     }
 
-    fn push(&mut self, location: String, origin: Origin, text: &str, plus: bool) {
+    fn push(&mut self, location: &str, origin: Origin, text: &str, plus: bool) {
         self.push_with(location, origin, text, plus, None, false);
     }
 
     fn push_with(
         &mut self,
-        location: String,
+        location: &str,
         origin: Origin,
         text: &str,
         plus: bool,
@@ -97,14 +120,40 @@ impl Sink<'_> {
             return;
         }
         let bounded = truncate_str(text, self.limits.max_value_len);
-        self.out.push(Value {
+        self.emit(&Value {
             location,
             origin,
-            header: header.map(str::to_string),
+            header,
             secret: secret || self.secret,
-            variants: decode::variants(bounded, plus),
+            variants: Variants {
+                first: bounded,
+                rest: decode::decoded_forms(bounded, plus),
+            },
             raw_bytes: None,
         });
+    }
+
+    fn emit(&mut self, value: &Value<'_>) {
+        self.emitted += 1;
+        (self.judge)(value);
+    }
+}
+
+/// Appends the decimal digits of `n` (a location index) without the formatting machinery.
+fn push_index(out: &mut String, n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        out.push(char::from(d));
     }
 }
 
@@ -119,12 +168,14 @@ pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// Extracts every inspectable value of a request, bounded by `limits`.
-pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
+/// Hands every inspectable value of a request to `judge`, in request order, bounded by
+/// `limits`.
+pub(crate) fn extract(req: &Request<'_>, limits: Limits, judge: &mut dyn FnMut(&Value<'_>)) {
     let mut sink = Sink {
-        out: Vec::new(),
+        emitted: 0,
         limits: &limits,
         secret: false,
+        judge,
     };
     extract_path(req.path, &mut sink);
     if let Some(q) = req.query {
@@ -141,22 +192,21 @@ pub(crate) fn extract(req: &Request<'_>, limits: Limits) -> Vec<Value> {
     if !req.body.is_empty() {
         extract_body(req.body, content_type.as_deref(), &mut sink);
     }
-    sink.out
 }
 
-fn extract_path(path: &str, sink: &mut Sink<'_>) {
+fn extract_path(path: &str, sink: &mut Sink<'_, '_>) {
     let mut index = 0usize;
+    let mut loc = String::new();
     for seg in path.split('/') {
         if seg.is_empty() {
             continue;
         }
         let decoded = decode::url_decode(seg, false);
-        sink.push(
-            format!("path[{index}]"),
-            Origin::PathSegment,
-            &decoded,
-            false,
-        );
+        loc.clear();
+        loc.push_str("path[");
+        push_index(&mut loc, index);
+        loc.push(']');
+        sink.push(&loc, Origin::PathSegment, &decoded, false);
         index += 1;
         if sink.full() {
             return;
@@ -164,7 +214,7 @@ fn extract_path(path: &str, sink: &mut Sink<'_>) {
     }
     let full = decode::url_decode(path, false);
     if full.len() > 1 {
-        sink.push("path".to_string(), Origin::PathFull, &full, false);
+        sink.push("path", Origin::PathFull, &full, false);
     }
 }
 
@@ -181,12 +231,13 @@ fn has_entity_refs(s: &str) -> bool {
     })
 }
 
-fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_>) {
+fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_, '_>) {
     if has_entity_refs(s) {
         // Judge the whole string too: `v&tab;b&tab;script:` only means something joined.
         let whole = decode::url_decode(s, true);
-        sink.push(root.to_string(), Origin::ParamValue, &whole, true);
+        sink.push(root, Origin::ParamValue, &whole, true);
     }
+    let mut loc = String::new();
     for pair in s.split('&') {
         if pair.is_empty() {
             continue;
@@ -196,11 +247,14 @@ fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_>) {
             None => (pair, None),
         };
         let name = decode::url_decode(name_raw, true);
-        let loc = format!("{root}.{}", location_key(&name));
-        sink.push(loc.clone(), Origin::ParamName, &name, true);
+        loc.clear();
+        loc.push_str(root);
+        loc.push('.');
+        push_location_key(&mut loc, &name);
+        sink.push(&loc, Origin::ParamName, &name, true);
         if let Some(v) = value_raw {
             let value = decode::url_decode(v, true);
-            sink.push(loc, Origin::ParamValue, &value, true);
+            sink.push(&loc, Origin::ParamValue, &value, true);
         }
         if sink.full() {
             return;
@@ -208,11 +262,20 @@ fn extract_urlencoded(s: &str, root: &str, sink: &mut Sink<'_>) {
     }
 }
 
-fn location_key(name: &str) -> String {
+/// Appends `name` as a location segment: at most 64 bytes, control characters as `?`.
+fn push_location_key(out: &mut String, name: &str) {
     let t = truncate_str(name, 64);
-    t.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
+    if t.chars().any(char::is_control) {
+        out.extend(t.chars().map(|c| if c.is_control() { '?' } else { c }));
+    } else {
+        out.push_str(t);
+    }
+}
+
+fn location_key(name: &str) -> String {
+    let mut out = String::new();
+    push_location_key(&mut out, name);
+    out
 }
 
 /// Headers whose values carry no user data worth judging, or are judged elsewhere.
@@ -238,7 +301,7 @@ const SKIPPED_HEADERS: &[&str] = &[
     "transfer-encoding",
 ];
 
-fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
+fn extract_header(name: &str, value: &str, sink: &mut Sink<'_, '_>) {
     if SKIPPED_HEADERS.contains(&name)
         || name.starts_with("sec-ch-")
         || name.starts_with("sec-fetch-")
@@ -253,9 +316,10 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
             }
             let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
             let n_dec = decode::url_decode(n.trim(), false);
-            let cloc = format!("cookie.{}", location_key(&n_dec));
+            let mut cloc = String::from("cookie.");
+            push_location_key(&mut cloc, &n_dec);
             sink.push_with(
-                cloc.clone(),
+                &cloc,
                 Origin::CookieName,
                 &n_dec,
                 false,
@@ -264,7 +328,7 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
             );
             let v_dec = decode::url_decode(v.trim().trim_matches('"'), false);
             sink.push_with(
-                cloc,
+                &cloc,
                 Origin::CookieValue,
                 &v_dec,
                 false,
@@ -278,7 +342,7 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
     if name == "user-agent" && benign_user_agent(value) {
         // A product/version list with plain comments: nothing in it can be code, but the
         // product may be an attack tool.
-        sink.push_with(loc, Origin::AgentProduct, value, false, Some(name), false);
+        sink.push_with(&loc, Origin::AgentProduct, value, false, Some(name), false);
         return;
     }
     if matches!(name, "authorization" | "proxy-authorization")
@@ -296,18 +360,11 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
     let secret = matches!(name, "authorization" | "proxy-authorization" | "x-api-key");
     let mut compact = name.bytes().rev().filter(u8::is_ascii_alphanumeric);
     if b"emanelif".iter().all(|c| compact.next() == Some(*c)) {
-        sink.push_with(loc, Origin::Filename, value, false, Some(name), secret);
+        sink.push_with(&loc, Origin::Filename, value, false, Some(name), secret);
         return;
     }
     let decoded = decode::url_decode(value, false);
-    sink.push_with(
-        loc.clone(),
-        Origin::Header,
-        &decoded,
-        false,
-        Some(name),
-        secret,
-    );
+    sink.push_with(&loc, Origin::Header, &decoded, false, Some(name), secret);
     if name == "referer" {
         if let Some((_, q)) = value.split_once('?') {
             push_referer_params(&loc, name, q, false, sink);
@@ -318,7 +375,7 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_>) {
 /// The query of a Referer is a second set of parameters a browser was tricked into sending.
 /// `whole` is set when the URL itself is not judged: a parameter without `=` then is
 /// the value.
-fn push_referer_params(loc: &str, name: &str, q: &str, whole: bool, sink: &mut Sink<'_>) {
+fn push_referer_params(loc: &str, name: &str, q: &str, whole: bool, sink: &mut Sink<'_, '_>) {
     if name != "referer" {
         return;
     }
@@ -330,14 +387,7 @@ fn push_referer_params(loc: &str, name: &str, q: &str, whole: bool, sink: &mut S
             None => continue,
         };
         let v = decode::url_decode(v, true);
-        sink.push_with(
-            loc.to_string(),
-            Origin::ParamValue,
-            &v,
-            true,
-            Some(name),
-            false,
-        );
+        sink.push_with(loc, Origin::ParamValue, &v, true, Some(name), false);
     }
 }
 
@@ -498,7 +548,7 @@ fn plain_url(v: &str) -> Option<&str> {
 /// (`kid` lookups, claim values), Basic's `user:password` is text a back end compares;
 /// an opaque token68 carries nothing to judge. Everything stays secret in evidence.
 /// Returns false when the value is not a well-formed credential and must be judged whole.
-fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_>) -> bool {
+fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_, '_>) -> bool {
     let Some((scheme, token)) = value.trim().split_once(' ') else {
         return false;
     };
@@ -519,14 +569,7 @@ fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_>) 
             return false;
         };
         let text = decode::bytes_to_text(&bytes);
-        sink.push_with(
-            loc.to_string(),
-            Origin::Header,
-            &text,
-            false,
-            Some(name),
-            true,
-        );
+        sink.push_with(loc, Origin::Header, &text, false, Some(name), true);
         return true;
     }
     let parts: Vec<&str> = token.split('.').collect();
@@ -546,14 +589,7 @@ fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_>) 
     }
     // An opaque token: only a plausible base64 payload could hide something.
     if decode::plausible_base64(token) {
-        sink.push_with(
-            loc.to_string(),
-            Origin::Header,
-            token,
-            false,
-            Some(name),
-            true,
-        );
+        sink.push_with(loc, Origin::Header, token, false, Some(name), true);
     }
     true
 }
@@ -568,7 +604,7 @@ fn header_param(ct: &str, param: &str) -> Option<String> {
     None
 }
 
-fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_>) {
+fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_, '_>) {
     let ct = content_type.unwrap_or("").to_ascii_lowercase();
     let mime = ct.split(';').next().unwrap_or("").trim().to_string();
     let text = decode::bytes_to_text(body);
@@ -610,13 +646,16 @@ fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_>) {
     }
     if !sink.full() {
         let bounded = truncate_str(&text, sink.limits.max_value_len);
-        sink.out.push(Value {
-            location: "body".to_string(),
+        sink.emit(&Value {
+            location: "body",
             origin: Origin::RawBody,
             header: None,
             secret: false,
-            variants: decode::variants(bounded, false),
-            raw_bytes: Some(body[..body.len().min(sink.limits.max_file_bytes.max(64))].to_vec()),
+            variants: Variants {
+                first: bounded,
+                rest: decode::decoded_forms(bounded, false),
+            },
+            raw_bytes: Some(&body[..body.len().min(sink.limits.max_file_bytes.max(64))]),
         });
     }
 }
@@ -633,55 +672,68 @@ fn looks_like_form(t: &str) -> bool {
         && t.split('&').all(|p| !p.is_empty() && !p.starts_with('='))
 }
 
-fn extract_json_text(text: &str, root: &str, sink: &mut Sink<'_>) -> bool {
+fn extract_json_text(text: &str, root: &str, sink: &mut Sink<'_, '_>) -> bool {
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v) => {
-            walk_json(&v, root.to_string(), 0, sink);
+            walk_json(&v, &mut String::from(root), 0, sink);
             true
         }
         Err(_) => false,
     }
 }
 
-fn json_child(parent: &str, key: &str) -> String {
+/// Appends the location segment of object member `key`: `.key`, or `["key"]` when the
+/// key is not a plain name.
+fn push_json_child(loc: &mut String, key: &str) {
     let simple = !key.is_empty()
         && key.len() <= 64
         && key
             .chars()
             .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '$' | '@' | ':'));
     if simple {
-        format!("{parent}.{key}")
+        loc.push('.');
+        loc.push_str(key);
     } else {
         let k = serde_json::to_string(truncate_str(key, 64)).unwrap_or_default();
-        format!("{parent}[{k}]")
+        loc.push('[');
+        loc.push_str(&k);
+        loc.push(']');
     }
 }
 
-fn walk_json(v: &serde_json::Value, loc: String, depth: usize, sink: &mut Sink<'_>) {
+/// Walks a JSON document; `loc` is the location of `v`, extended for each child and
+/// restored before returning.
+fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut Sink<'_, '_>) {
     if sink.full() || depth > sink.limits.max_depth {
         return;
     }
+    let parent = loc.len();
     match v {
         serde_json::Value::Object(map) => {
             for (k, child) in map {
-                let cloc = json_child(&loc, k);
-                sink.push(cloc.clone(), Origin::JsonKey, k, false);
+                loc.truncate(parent);
+                push_json_child(loc, k);
+                sink.push(loc, Origin::JsonKey, k, false);
                 if k == "query" {
                     if let serde_json::Value::String(q) = child {
                         if looks_like_graphql(q) {
-                            extract_graphql(q, &cloc, sink);
+                            extract_graphql(q, loc, sink);
                             continue;
                         }
                     }
                 }
-                walk_json(child, cloc, depth + 1, sink);
+                walk_json(child, loc, depth + 1, sink);
             }
         }
         serde_json::Value::Array(items) => {
             for (i, child) in items.iter().enumerate() {
-                walk_json(child, format!("{loc}[{i}]"), depth + 1, sink);
+                loc.truncate(parent);
+                loc.push('[');
+                push_index(loc, i);
+                loc.push(']');
+                walk_json(child, loc, depth + 1, sink);
                 if sink.full() {
-                    return;
+                    break;
                 }
             }
         }
@@ -690,13 +742,14 @@ fn walk_json(v: &serde_json::Value, loc: String, depth: usize, sink: &mut Sink<'
             // JSON inside a JSON string: judge the inner document too.
             if depth < 8 && (t.starts_with('{') || t.starts_with('[')) && t.len() > 2 {
                 if let Ok(inner) = serde_json::from_str::<serde_json::Value>(t) {
-                    walk_json(&inner, loc.clone(), depth + 1, sink);
+                    walk_json(&inner, loc, depth + 1, sink);
                 }
             }
             sink.push(loc, Origin::JsonValue, s, false);
         }
         _ => {}
     }
+    loc.truncate(parent);
 }
 
 fn looks_like_graphql(q: &str) -> bool {
@@ -711,7 +764,7 @@ fn looks_like_graphql(q: &str) -> bool {
 
 /// Extracts string arguments from a GraphQL document; the document itself is judged
 /// for injection too (it is code the server parses).
-fn extract_graphql(q: &str, loc: &str, sink: &mut Sink<'_>) {
+fn extract_graphql(q: &str, loc: &str, sink: &mut Sink<'_, '_>) {
     let b = q.as_bytes();
     let mut i = 0;
     while i < b.len() && !sink.full() {
@@ -744,7 +797,7 @@ fn extract_graphql(q: &str, loc: &str, sink: &mut Sink<'_>) {
                     s.push_str(&q[j..j + ch_len]);
                     j += ch_len;
                 }
-                sink.push(loc.to_string(), Origin::GraphQl, &s, false);
+                sink.push(loc, Origin::GraphQl, &s, false);
                 i = if block { j + 3 } else { j + 1 };
                 continue;
             }
@@ -754,7 +807,7 @@ fn extract_graphql(q: &str, loc: &str, sink: &mut Sink<'_>) {
     }
 }
 
-fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
+fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_, '_>) {
     let delim = format!("--{boundary}");
     for (n, part) in text.split(delim.as_str()).enumerate().skip(1) {
         if sink.full() || part.starts_with("--") {
@@ -791,22 +844,24 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
         let field = name.clone().unwrap_or_else(|| format!("part{n}"));
         let loc = format!("body.multipart.{}", location_key(&field));
         if let Some(nm) = &name {
-            sink.push(loc.clone(), Origin::ParamName, nm, false);
+            sink.push(&loc, Origin::ParamName, nm, false);
         }
         match filename {
             Some(f) => {
-                sink.push(loc.clone(), Origin::Filename, &f, false);
+                sink.push(&loc, Origin::Filename, &f, false);
                 let bound = truncate_str(content, sink.limits.max_file_bytes);
                 if !bound.is_empty() && !sink.full() {
-                    let value = Value {
-                        location: loc,
+                    sink.emit(&Value {
+                        location: &loc,
                         origin: Origin::FileContent,
                         header: None,
                         secret: false,
-                        variants: vec![bound.to_string()],
+                        variants: Variants {
+                            first: bound,
+                            rest: Vec::new(),
+                        },
                         raw_bytes: None,
-                    };
-                    sink.out.push(value);
+                    });
                 }
             }
             None => {
@@ -815,14 +870,14 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_>) {
                 {
                     continue;
                 }
-                sink.push(loc, Origin::ParamValue, content, false);
+                sink.push(&loc, Origin::ParamValue, content, false);
             }
         }
     }
 }
 
 /// A tolerant XML scanner: text, attribute values, names, DOCTYPE. Not a validator.
-fn extract_xml(text: &str, sink: &mut Sink<'_>) {
+fn extract_xml(text: &str, sink: &mut Sink<'_, '_>) {
     let b = text.as_bytes();
     let mut i = 0;
     let mut stack: Vec<String> = Vec::new();
@@ -840,7 +895,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
         } else if rest.starts_with("<![CDATA[") {
             let end = rest.find("]]>").map_or(b.len(), |p| i + p);
             sink.push(
-                xml_location(&stack),
+                &xml_location(&stack),
                 Origin::XmlText,
                 &text[i + 9..end.max(i + 9)],
                 false,
@@ -854,18 +909,13 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 }
                 _ => rest.find('>').map_or(b.len(), |p| i + p + 1),
             };
-            sink.push(
-                "body.xml.doctype".to_string(),
-                Origin::XmlDoctype,
-                &text[i..end],
-                false,
-            );
+            sink.push("body.xml.doctype", Origin::XmlDoctype, &text[i..end], false);
             i = end;
         } else if rest.starts_with("<?") {
             let end = rest.find("?>").map_or(b.len(), |p| i + p + 2);
             let pi = &text[i..end];
             if !pi.starts_with("<?xml ") && !pi.starts_with("<?xml?") {
-                sink.push(xml_location(&stack), Origin::XmlText, pi, false);
+                sink.push(&xml_location(&stack), Origin::XmlText, pi, false);
             }
             i = end;
         } else {
@@ -882,7 +932,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 let tag = tag.trim_end_matches('/');
                 let name_end = tag.find(|c: char| c.is_whitespace()).unwrap_or(tag.len());
                 let name = &tag[..name_end];
-                sink.push(xml_location(&stack), Origin::XmlName, name, false);
+                sink.push(&xml_location(&stack), Origin::XmlName, name, false);
                 let mut eloc = xml_location(&stack);
                 if stack.len() < XML_LOCATION_DEPTH {
                     eloc.push('/');
@@ -892,7 +942,7 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 if attrs.iter().any(|(n, v)| v.is_empty() && !n.is_empty()) {
                     // Malformed attributes: judge the raw tag text so nothing hides in it.
                     sink.push(
-                        eloc.clone(),
+                        &eloc,
                         Origin::XmlText,
                         &decode::html_entities(&tag[name_end..]),
                         false,
@@ -900,13 +950,8 @@ fn extract_xml(text: &str, sink: &mut Sink<'_>) {
                 }
                 for (an, av) in attrs {
                     let aloc = format!("{eloc}@{}", location_key(&an));
-                    sink.push(
-                        aloc.clone(),
-                        Origin::XmlText,
-                        &decode::html_entities(&av),
-                        false,
-                    );
-                    sink.push(aloc, Origin::XmlName, &an, false);
+                    sink.push(&aloc, Origin::XmlText, &decode::html_entities(&av), false);
+                    sink.push(&aloc, Origin::XmlName, &an, false);
                 }
                 if !self_closing && stack.len() < sink.limits.max_depth {
                     stack.push(name.to_string());
@@ -934,10 +979,10 @@ fn xml_location(stack: &[String]) -> String {
 }
 
 /// Text between two tags, entities decoded; whitespace-only runs are layout.
-fn push_xml_text(chunk: &str, stack: &[String], sink: &mut Sink<'_>) {
+fn push_xml_text(chunk: &str, stack: &[String], sink: &mut Sink<'_, '_>) {
     if !chunk.trim().is_empty() {
         sink.push(
-            xml_location(stack),
+            &xml_location(stack),
             Origin::XmlText,
             &decode::html_entities(chunk),
             false,

@@ -111,31 +111,31 @@ impl Engine {
         let threshold = settings.sensitivity.threshold();
         // Report threshold: findings well below the block threshold are noise.
         let report_floor = threshold.saturating_sub(25).max(10);
-        let values = extract::extract(request, settings.limits());
         let mut findings: Vec<Finding> = Vec::new();
-        for value in &values {
-            let raw_hits = detect::judge(value);
-            for hit in raw_hits {
+        // Each value is judged as soon as it is extracted, while it is still borrowed
+        // from the request (or the parsed body): the common value costs no copy.
+        extract::extract(request, settings.limits(), &mut |value| {
+            for hit in detect::judge(value) {
                 if hit.score < report_floor {
                     continue;
                 }
                 if settings
                     .exclusions
                     .iter()
-                    .any(|e| e.matches(&value.location, hit.class))
+                    .any(|e| e.matches(value.location, hit.class))
                 {
                     continue;
                 }
                 let evidence = evidence::render(value, &hit);
                 findings.push(Finding {
                     class: hit.class,
-                    location: value.location.clone(),
+                    location: value.location.to_string(),
                     detector: hit.detector,
                     score: hit.score.min(100),
                     evidence,
                 });
             }
-        }
+        });
         findings.sort_by_key(|f| std::cmp::Reverse(f.score));
         // One finding per (class, location) is enough for an operator.
         if findings.len() > 1 {

@@ -84,12 +84,12 @@ impl Strongest {
 }
 
 /// Runs every applicable detector over every decoded form of `value`.
-pub(crate) fn judge(value: &Value) -> Vec<Hit> {
-    let mut sink = Sink::new(value.origin, value.header.as_deref());
-    if let Some(bytes) = &value.raw_bytes {
+pub(crate) fn judge(value: &Value<'_>) -> Vec<Hit> {
+    let mut sink = Sink::new(value.origin, value.header);
+    if let Some(bytes) = value.raw_bytes {
         misc::deserialization_bytes(bytes, &mut sink);
     }
-    for v in &value.variants {
+    for v in value.variants.iter() {
         judge_memo(v, value.origin, &mut sink);
     }
     sink.into_hits()
