@@ -3,7 +3,9 @@
 //! brace expansion) and judges the word there against the commands a shell would run.
 //! Also cmd.exe `for`/`if` syntax and PowerShell cmdlets.
 
-use super::{Sink, Strongest};
+use std::borrow::Cow;
+
+use super::{Sink, Strongest, WordSet};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -22,8 +24,8 @@ enum Sep {
 }
 
 #[derive(Debug, Clone)]
-struct Word {
-    text: String,
+struct Word<'b> {
+    text: &'b str,
     /// The separator that put this word in command position, if it is in one.
     cmd: Option<Sep>,
     /// The word contained quoting or escapes that a shell removes.
@@ -458,11 +460,27 @@ const PREFIXES: &[&str] = &[
     "command", "builtin", "doas", "stdbuf", "chroot", "runas",
 ];
 
-fn base_name(w: &str) -> String {
+static STRONG_SET: WordSet = WordSet::new(STRONG);
+static ENGLISH_STRONG_SET: WordSet = WordSet::new(ENGLISH_STRONG);
+static WEAK_SET: WordSet = WordSet::new(WEAK);
+static WINDOWS_SET: WordSet = WordSet::new(WINDOWS);
+static PREFIX_SET: WordSet = WordSet::new(PREFIXES);
+
+fn base_name(w: &str) -> Cow<'_, str> {
     let w = w.rsplit(['/', '\\']).next().unwrap_or(w);
-    let w = w.to_ascii_lowercase();
-    let w = w.strip_suffix(".exe").unwrap_or(&w).to_string();
-    let w = w.strip_suffix(".com").map(str::to_string).unwrap_or(w);
+    let w: Cow<'_, str> = if w.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(w.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(w)
+    };
+    let w = match w.strip_suffix(".exe") {
+        Some(x) => Cow::Owned(x.to_string()),
+        None => w,
+    };
+    let w = match w.strip_suffix(".com") {
+        Some(x) => Cow::Owned(x.to_string()),
+        None => w,
+    };
     // Versioned interpreters: python3.10, php8.1, perl5.
     let stem = w.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     if stem.len() >= 3
@@ -472,33 +490,83 @@ fn base_name(w: &str) -> String {
             "python" | "php" | "perl" | "ruby" | "node" | "lua" | "pip" | "java" | "bash" | "gcc"
         )
     {
-        return stem.to_string();
+        return Cow::Owned(stem.to_string());
     }
     w
 }
 
+/// Shell words of a value: their text (quotes and escapes removed) one after another in
+/// one buffer, so tokenizing costs no allocation per word.
+struct Tokens {
+    buf: String,
+    /// Per word: start and end in `buf`, command position, obfuscation.
+    spans: Vec<(usize, usize, Option<Sep>, bool)>,
+    /// `$IFS`-style evasion seen.
+    ifs: bool,
+}
+
+impl Tokens {
+    /// The words, with wrapper commands passing command position to their argument.
+    fn words(&self) -> Vec<Word<'_>> {
+        let mut words: Vec<Word<'_>> = self
+            .spans
+            .iter()
+            .map(|&(start, end, cmd, obfuscated)| Word {
+                text: &self.buf[start..end],
+                cmd,
+                obfuscated,
+            })
+            .collect();
+        let mut k = 0;
+        while k + 1 < words.len() {
+            let lower_word = !words[k].text.bytes().any(|c| c.is_ascii_uppercase());
+            if words[k].cmd.is_some()
+                && lower_word
+                && PREFIX_SET.contains(&base_name(words[k].text))
+            {
+                let sep = words[k].cmd;
+                // `timeout 5 cmd`: skip numeric and flag arguments.
+                let mut m = k + 1;
+                while m < words.len()
+                    && m < k + 4
+                    && (words[m].text.starts_with('-')
+                        || words[m].text.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    m += 1;
+                }
+                if m < words.len() && words[m].cmd.is_none() {
+                    words[m].cmd = sep;
+                }
+            }
+            k += 1;
+        }
+        words
+    }
+}
+
 /// Splits a value into shell words, tracking command positions.
-fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
+fn tokenize(s: &str) -> Tokens {
     let chars: Vec<char> = s.chars().take(1 << 20).collect();
-    let mut words: Vec<Word> = Vec::new();
-    let mut cur = String::new();
+    let mut t = Tokens {
+        buf: String::with_capacity(s.len()),
+        spans: Vec::new(),
+        ifs: false,
+    };
+    // The current word is `t.buf[cur..]`.
+    let mut cur = 0usize;
     let mut cur_obf = false;
     let mut pending: Option<Sep> = Some(Sep::Start);
     let mut cur_cmd: Option<Sep> = None;
-    let mut ifs = false;
     let mut i = 0;
-    let flush = |cur: &mut String,
+    let flush = |t: &mut Tokens,
+                 cur: &mut usize,
                  cur_obf: &mut bool,
                  cur_cmd: &mut Option<Sep>,
-                 pending: &mut Option<Sep>,
-                 words: &mut Vec<Word>| {
-        if !cur.is_empty() {
+                 pending: &mut Option<Sep>| {
+        if t.buf.len() > *cur {
             let cmd = if cur_cmd.is_some() { *cur_cmd } else { None };
-            words.push(Word {
-                text: std::mem::take(cur),
-                cmd,
-                obfuscated: *cur_obf,
-            });
+            t.spans.push((*cur, t.buf.len(), cmd, *cur_obf));
+            *cur = t.buf.len();
             *cur_obf = false;
             *cur_cmd = None;
             // After a command word, following words are arguments.
@@ -507,9 +575,10 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
         }
     };
-    while i < chars.len() && words.len() < 4096 {
+    while i < chars.len() && t.spans.len() < 4096 {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
+        let empty = t.buf.len() == cur;
         let mut sep: Option<(Sep, usize)> = None;
         match c {
             ';' => sep = Some((Sep::Semi, 1)),
@@ -531,17 +600,11 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '`' => sep = Some((Sep::Subst, 1)),
             '$' if next == Some('(') => sep = Some((Sep::Subst, 2)),
             '(' => sep = Some((Sep::Group, 1)),
-            '{' if cur.is_empty() => sep = Some((Sep::Brace, 1)),
+            '{' if empty => sep = Some((Sep::Brace, 1)),
             _ => {}
         }
         if let Some((kind, len)) = sep {
-            flush(
-                &mut cur,
-                &mut cur_obf,
-                &mut cur_cmd,
-                &mut pending,
-                &mut words,
-            );
+            flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
             pending = Some(kind);
             i += len;
             continue;
@@ -549,23 +612,15 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
         match c {
             ' ' | '\t' | '\x0b' | '\x0c' | ',' | ')' | '}' | '<' | '>' => {
                 // `,` splits brace expansion `{ls,-la}`; `<`/`>` redirections.
-                let was_cmd = cur_cmd.is_some() || (cur.is_empty() && pending.is_some());
-                flush(
-                    &mut cur,
-                    &mut cur_obf,
-                    &mut cur_cmd,
-                    &mut pending,
-                    &mut words,
-                );
+                let was_cmd = cur_cmd.is_some() || (empty && pending.is_some());
+                flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
                 if c == ')' || c == '}' {
                     pending = None;
                 }
                 if (c == '<' || c == '>') && !was_cmd {
-                    words.push(Word {
-                        text: c.to_string(),
-                        cmd: None,
-                        obfuscated: false,
-                    });
+                    t.buf.push(c);
+                    t.spans.push((cur, t.buf.len(), None, false));
+                    cur = t.buf.len();
                 }
                 i += 1;
                 continue;
@@ -573,10 +628,10 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '\\' => {
                 if let Some(n) = next {
                     if n != '\n' {
-                        if cur.is_empty() {
+                        if empty {
                             cur_cmd = pending;
                         }
-                        cur.push(n);
+                        t.buf.push(n);
                         cur_obf = true;
                     }
                     i += 2;
@@ -588,15 +643,15 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '\'' | '"' => {
                 let q = c;
                 let mut j = i + 1;
-                if cur.is_empty() {
+                if empty {
                     cur_cmd = pending;
                 }
-                let start_len = cur.len();
+                let start_len = t.buf.len();
                 while j < chars.len() && chars[j] != q {
-                    cur.push(chars[j]);
+                    t.buf.push(chars[j]);
                     j += 1;
                 }
-                if cur.len() > start_len || j > i + 1 || j < chars.len() {
+                if t.buf.len() > start_len || j > i + 1 || j < chars.len() {
                     cur_obf = true;
                 }
                 i = j + 1;
@@ -604,26 +659,21 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
             '$' => {
                 // $IFS / ${IFS} / $IFS$9 act as whitespace; $@ $* $1 expand to nothing.
-                let rest: String = chars[i + 1..chars.len().min(i + 8)].iter().collect();
-                if rest.starts_with("{IFS}") || rest.starts_with("IFS") {
-                    ifs = true;
-                    flush(
-                        &mut cur,
-                        &mut cur_obf,
-                        &mut cur_cmd,
-                        &mut pending,
-                        &mut words,
-                    );
-                    i += if rest.starts_with('{') { 6 } else { 4 };
+                let rest = &chars[i + 1..chars.len().min(i + 8)];
+                let starts = |p: &str| rest.iter().copied().take(p.len()).eq(p.chars());
+                if starts("{IFS}") || starts("IFS") {
+                    t.ifs = true;
+                    flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
+                    i += if rest.first() == Some(&'{') { 6 } else { 4 };
                     continue;
                 }
-                if matches!(next, Some('@' | '*') | Some('0'..='9')) && !cur.is_empty() {
+                if matches!(next, Some('@' | '*') | Some('0'..='9')) && !empty {
                     cur_obf = true;
                     i += 2;
                     continue;
                 }
                 // An unset variable inside a word expands to nothing: `c${KK}url`, `sh$XX`.
-                if !cur.is_empty() {
+                if !empty {
                     if next == Some('{') {
                         if let Some(close) = chars[i..chars.len().min(i + 40)]
                             .iter()
@@ -659,44 +709,71 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
             _ => {}
         }
-        if cur.is_empty() {
+        if empty {
             cur_cmd = pending;
         }
-        cur.push(c);
+        t.buf.push(c);
         i += 1;
     }
-    flush(
-        &mut cur,
-        &mut cur_obf,
-        &mut cur_cmd,
-        &mut pending,
-        &mut words,
-    );
-    // Wrapper commands pass command position to their argument.
-    let mut k = 0;
-    while k + 1 < words.len() {
-        let lower_word = !words[k].text.bytes().any(|c| c.is_ascii_uppercase());
-        if words[k].cmd.is_some()
-            && lower_word
-            && PREFIXES.contains(&base_name(&words[k].text).as_str())
-        {
-            let sep = words[k].cmd;
-            // `timeout 5 cmd`: skip numeric and flag arguments.
-            let mut m = k + 1;
-            while m < words.len()
-                && m < k + 4
-                && (words[m].text.starts_with('-')
-                    || words[m].text.bytes().all(|b| b.is_ascii_digit()))
-            {
-                m += 1;
-            }
-            if m < words.len() && words[m].cmd.is_none() {
-                words[m].cmd = sep;
-            }
-        }
-        k += 1;
+    flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
+    t
+}
+
+/// A path into a binary directory: `/bin/sh`, `/usr/local/bin/x`, `sbin/ip`.
+fn abs_bin_path(w: &str) -> bool {
+    [
+        "/bin/",
+        "/usr/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+        "bin/",
+        "sbin/",
+    ]
+    .iter()
+    .any(|p| {
+        w.starts_with(p)
+            && w.len() > p.len() + 1
+            && w[p.len()..]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+    })
+}
+
+/// Whether `judge_words` is bound to find nothing without tokenizing: with no separator
+/// (`;`, `|`, `&`, newline, backtick, `(`, `{`) only the first word can stand in command
+/// position (wrappers aside), and here it is a plain word (no quote, escape or `$` that
+/// the tokenizer would rewrite) that names no command or wrapper, or has an upper-case
+/// letter (which rules out a first word).
+fn no_command_word(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.iter()
+        .any(|c| matches!(c, b';' | b'\n' | b'\r' | b'|' | b'&' | b'`' | b'(' | b'{'))
+    {
+        return false;
     }
-    (words, ifs)
+    let delimiter = |c: u8| {
+        matches!(
+            c,
+            b' ' | b'\t' | 0x0b | 0x0c | b',' | b')' | b'}' | b'<' | b'>'
+        )
+    };
+    let end = b
+        .iter()
+        .position(|&c| !c.is_ascii() || delimiter(c) || matches!(c, b'$' | b'\\' | b'\'' | b'"'))
+        .unwrap_or(b.len());
+    if end == 0 || b.get(end).is_some_and(|&c| !delimiter(c)) {
+        return false;
+    }
+    let first = &text[..end];
+    if first.bytes().any(|c| c.is_ascii_uppercase()) {
+        return true;
+    }
+    let name = base_name(first);
+    !(STRONG_SET.contains(&name)
+        || WEAK_SET.contains(&name)
+        || PREFIX_SET.contains(&name)
+        || abs_bin_path(first))
 }
 
 fn shellish_arg(w: &str) -> bool {
@@ -768,7 +845,7 @@ fn shellish_arg(w: &str) -> bool {
                 .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit())))
 }
 
-fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32, &'static str) {
+fn judge_words(words: &[Word<'_>], ifs: bool, prose: bool, free_text: bool) -> (u32, &'static str) {
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
         if s > best.0 {
@@ -777,51 +854,34 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
     };
     for (idx, w) in words.iter().enumerate() {
         let Some(sep) = w.cmd else { continue };
-        let name = base_name(&w.text);
+        let name = base_name(w.text);
+        let name = name.as_ref();
         if name.is_empty() || name.len() > 32 {
             continue;
         }
         // Unix commands are case-sensitive: `Cat` or `AZ` is prose. cmd.exe is not.
         let has_upper = w.text.bytes().any(|c| c.is_ascii_uppercase());
         if has_upper
-            && (!WINDOWS.contains(&name.as_str())
-                || sep == Sep::Start
-                || WEAK.contains(&name.as_str()))
+            && (!WINDOWS_SET.contains(name) || sep == Sep::Start || WEAK_SET.contains(name))
         {
             continue;
         }
-        let strong = STRONG.contains(&name.as_str());
-        let weak = !strong && WEAK.contains(&name.as_str());
-        let abs_bin = [
-            "/bin/",
-            "/usr/bin/",
-            "/sbin/",
-            "/usr/sbin/",
-            "/usr/local/bin/",
-            "bin/",
-            "sbin/",
-        ]
-        .iter()
-        .any(|p| {
-            w.text.starts_with(p)
-                && w.text.len() > p.len() + 1
-                && w.text[p.len()..]
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
-        });
+        let strong = STRONG_SET.contains(name);
+        let weak = !strong && WEAK_SET.contains(name);
+        let abs_bin = abs_bin_path(w.text);
         if !strong && !weak && !abs_bin {
             continue;
         }
-        let args: Vec<&Word> = words[idx + 1..]
+        let args: Vec<&Word<'_>> = words[idx + 1..]
             .iter()
             .take_while(|x| x.cmd.is_none())
             .take(8)
             .collect();
-        let shell_args = args.iter().any(|a| shellish_arg(&a.text));
+        let shell_args = args.iter().any(|a| shellish_arg(a.text));
         let plain_args = args.len();
         let last = args.is_empty() && idx + 1 == words.len();
         let wrapped = idx > 0
-            && PREFIXES.contains(&base_name(&words[idx - 1].text).as_str())
+            && PREFIX_SET.contains(&base_name(words[idx - 1].text))
             && words[idx - 1].cmd.is_some();
         let score = match sep {
             Sep::Start if name == "alias" => {
@@ -844,14 +904,14 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if strong
                     && (name.contains('-')
                         || name.contains('_')
-                        || base_name(&w.text) != w.text.to_ascii_lowercase()
+                        || *base_name(w.text) != w.text.to_ascii_lowercase()
                             && !w.text.contains('/'))
                     && !args.is_empty()
                 {
                     // `aa-disable php-fpm`, `python3.10 x`: names no prose contains.
                     70
                 } else if strong
-                    && !ENGLISH_STRONG.contains(&name.as_str())
+                    && !ENGLISH_STRONG_SET.contains(name)
                     && args.is_empty()
                     && idx + 1 < words.len()
                     && name.len() > 3
@@ -864,7 +924,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if weak
                     && shell_args
                     && !matches!(
-                        name.as_str(),
+                        name,
                         "time" | "date" | "read" | "open" | "help" | "print" | "test"
                     )
                 {
@@ -872,7 +932,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if strong
                     && last
                     && matches!(
-                        name.as_str(),
+                        name,
                         "whoami"
                             | "ifconfig"
                             | "ipconfig"
@@ -907,7 +967,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 78
             }
             Sep::Semi | Sep::Pipe | Sep::And | Sep::Or | Sep::Newline
-                if ENGLISH_STRONG.contains(&name.as_str()) =>
+                if ENGLISH_STRONG_SET.contains(name) =>
             {
                 if shell_args || last {
                     75
@@ -1163,10 +1223,10 @@ fn shell_expressions(text: &str) -> (u32, &'static str) {
     }
     for m in ["<(", ">("] {
         if let Some(p) = text.find(m) {
-            let (words, _) = tokenize(&text[p + 2..]);
-            if words.first().is_some_and(|w| {
-                let n = base_name(&w.text);
-                STRONG.contains(&n.as_str()) || WEAK.contains(&n.as_str())
+            let tokens = tokenize(&text[p + 2..]);
+            if tokens.words().first().is_some_and(|w| {
+                let n = base_name(w.text);
+                STRONG_SET.contains(&n) || WEAK_SET.contains(&n)
             }) {
                 bump(80, "cmdi.process-substitution");
             }
@@ -1351,13 +1411,20 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         sink.origin,
         Origin::JsonValue | Origin::XmlText | Origin::GraphQl | Origin::RawBody
     );
-    let (words, ifs) = tokenize(text);
-    let (mut sc, rule) = judge_words(&words, ifs, prose, free_text);
-    // Backticks in prose or markdown are code spans, not command substitution.
-    if rule == "cmdi.command" && text.contains('`') && words_outside_backticks(text) >= 4 {
-        let (sc2, _) = judge_words(&tokenize(&text.replace('`', " ")).0, ifs, prose, free_text);
-        sc = sc2.min(sc);
-    }
+    let (sc, rule) = if no_command_word(text) {
+        (0, "")
+    } else {
+        let tokens = tokenize(text);
+        let ifs = tokens.ifs;
+        let (mut sc, rule) = judge_words(&tokens.words(), ifs, prose, free_text);
+        // Backticks in prose or markdown are code spans, not command substitution.
+        if rule == "cmdi.command" && text.contains('`') && words_outside_backticks(text) >= 4 {
+            let spaced = tokenize(&text.replace('`', " "));
+            let (sc2, _) = judge_words(&spaced.words(), ifs, prose, free_text);
+            sc = sc2.min(sc);
+        }
+        (sc, rule)
+    };
     best.consider((sc, rule));
     // Quoted-argument context: the value may land inside '…' or "…" in a shell line, so
     // judge what follows the first quote as shell code (`';htop'`).
@@ -1368,8 +1435,8 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
                 .trim_start()
                 .starts_with([';', '|', '&', '`', '$', '\n'])
             {
-                let (words, ifs) = tokenize(rest);
-                let (sc, rule) = judge_words(&words, ifs, prose, free_text);
+                let tokens = tokenize(rest);
+                let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
                 best.consider((sc.saturating_sub(5), rule));
             }
         }
@@ -1378,10 +1445,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider(shell_expressions(text));
     }
     if let Some(expanded) = brace_expand(text) {
-        let (words, _) = tokenize(&expanded);
-        if let Some(w) = words.first() {
-            let n = base_name(&w.text);
-            if STRONG.contains(&n.as_str()) && n.len() >= 2 {
+        let tokens = tokenize(&expanded);
+        if let Some(w) = tokens.words().first() {
+            let n = base_name(w.text);
+            if STRONG_SET.contains(&n) && n.len() >= 2 {
                 best.consider((75, "cmdi.brace-expansion"));
             }
         }

@@ -303,7 +303,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     }
     // Each gate names the characters a detector's language cannot do without; the
     // detectors keep their own finer checks.
-    sqli::detect(text, sink);
+    sqli::detect(text, lower, sink);
     if f.any(
         Feat::LT
             | Feat::GT
@@ -400,7 +400,7 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
         }
         return;
     }
-    sqli::detect(text, sink);
+    sqli::detect(text, lower, sink);
     xss::detect(text, lower, sink);
     cmdi::detect(text, lower, sink);
     if f.any(Feat::DOT) {
@@ -481,6 +481,87 @@ impl Dict {
     }
 }
 
+/// A fixed word list for membership tests, hashed on first use: a lookup hashes the word
+/// once instead of comparing it with every entry, and most words that are not in the
+/// list are turned away by their length and first byte before any hashing.
+pub(crate) struct WordSet {
+    cell: std::sync::OnceLock<WordIndex>,
+    words: &'static [&'static str],
+}
+
+type WordTable = std::collections::HashSet<&'static str, std::hash::BuildHasherDefault<WordHasher>>;
+
+struct WordIndex {
+    table: WordTable,
+    /// Per word length up to 32: bit `b & 31` is set when a word of that length starts
+    /// with byte `b`.
+    starts: [u32; 33],
+    longest: usize,
+}
+
+impl WordSet {
+    /// A set of `words` (compared exactly, case included).
+    pub(crate) const fn new(words: &'static [&'static str]) -> WordSet {
+        WordSet {
+            cell: std::sync::OnceLock::new(),
+            words,
+        }
+    }
+
+    /// Whether `word` is one of the words.
+    pub(crate) fn contains(&self, word: &str) -> bool {
+        let index = self.cell.get_or_init(|| {
+            let mut starts = [0u32; 33];
+            for w in self.words {
+                if let (Some(slot), Some(&b)) = (starts.get_mut(w.len()), w.as_bytes().first()) {
+                    *slot |= 1 << (b & 31);
+                }
+            }
+            WordIndex {
+                table: self.words.iter().copied().collect(),
+                starts,
+                longest: self.words.iter().map(|w| w.len()).max().unwrap_or(0),
+            }
+        });
+        if word.len() > index.longest {
+            return false;
+        }
+        match (index.starts.get(word.len()), word.as_bytes().first()) {
+            (Some(bits), Some(&b)) if bits & (1 << (b & 31)) == 0 => false,
+            _ => index.table.contains(word),
+        }
+    }
+}
+
+/// FxHash: words are short and not chosen against the table (a collision only costs a
+/// comparison), so a multiply per 8 bytes beats SipHash's rounds.
+#[derive(Default)]
+pub(crate) struct WordHasher(u64);
+
+impl WordHasher {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut v = [0u8; 8];
+            v[..chunk.len()].copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(v));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod cost_probe {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -505,7 +586,7 @@ mod cost_probe {
         // Detectors that read case-insensitively get the lower-case form judge_text makes.
         type Det = fn(&str, &str, &mut Sink<'_>);
         let dets: [(&str, Det); 14] = [
-            ("sqli", |t, _, s| sqli::detect(t, s)),
+            ("sqli", sqli::detect),
             ("xss", xss::detect),
             ("cmdi", cmdi::detect),
             ("traversal", |t, _, s| traversal::detect(t, s)),
