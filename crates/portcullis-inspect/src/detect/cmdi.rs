@@ -1042,6 +1042,21 @@ fn judge_words(words: &[Word<'_>], ifs: bool, prose: bool, free_text: bool) -> (
 
 /// cmd.exe `FOR /F ... IN (...) DO`, `IF [NOT] EXIST|DEFINED|ERRORLEVEL`, `IF a EQU b`.
 fn windows_batch(lower: &str) -> u32 {
+    // A rule needs the word `if` or `for` in command position: first, or after `&`, `|`,
+    // `;` or `(`. Without those characters only the first word can be.
+    if !(lower.contains("if") || lower.contains("for")) {
+        return 0;
+    }
+    if !lower
+        .bytes()
+        .any(|c| matches!(c, b'&' | b'|' | b';' | b'('))
+    {
+        let first = lower.split_whitespace().next().unwrap_or("");
+        let first = first.trim_start_matches('@');
+        if !(first == "if" || first == "for" || first.starts_with("if/i")) {
+            return 0;
+        }
+    }
     let spaced = lower.replacen("if/i", "if /i", 4);
     let raw: Vec<&str> = spaced.split_whitespace().take(64).collect();
     let words: Vec<&str> = raw
@@ -1381,7 +1396,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     }
     let mut best = Strongest::NONE;
     // Shellshock: a function definition prefix in any value or header.
-    if let Some(p) = lower.find("()") {
+    if let Some(p) = lower.contains('(').then(|| lower.find("()")).flatten() {
         let rest = lower[p + 2..].trim_start();
         if rest.starts_with('{') {
             best.consider((
@@ -1441,7 +1456,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if text.contains('$') || text.contains("<(") || text.contains(">(") || text.starts_with('~') {
+    if text.contains('$')
+        || text.contains('(') && (text.contains("<(") || text.contains(">("))
+        || text.starts_with('~')
+    {
         best.consider(shell_expressions(text));
     }
     if let Some(expanded) = brace_expand(text) {
@@ -1461,12 +1479,17 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if lower.contains('-') || lower.contains('(') || lower.contains('[') {
         best.consider((powershell(lower), "cmdi.powershell"));
     }
-    if lower.contains("%comspec%") || lower.contains("%systemroot%") || lower.contains("%windir%") {
+    if lower.contains('%')
+        && (lower.contains("%comspec%")
+            || lower.contains("%systemroot%")
+            || lower.contains("%windir%"))
+    {
         best.consider((65, "cmdi.windows-env"));
     }
     // Redirection into or out of system paths: `>/tmp/x`, `</etc/passwd`.
-    for (i, c) in lower.char_indices() {
-        if c == '>' || c == '<' {
+    // Both are ASCII: byte offsets are character offsets.
+    for (i, c) in lower.bytes().enumerate() {
+        if c == b'>' || c == b'<' {
             let rest = lower[i + 1..].trim_start_matches(['>', ' ', '&']);
             if rest.starts_with("/tmp/")
                 || rest.starts_with("/dev/tcp/")
@@ -1482,8 +1505,9 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Bash history expansion `!-1`, `!!`.
-    let hist = lower.matches("!-").filter(|_| true).count();
-    if hist >= 2 || lower.contains("!!:") {
+    let bang = lower.contains('!');
+    let hist = if bang { lower.matches("!-").count() } else { 0 };
+    if hist >= 2 || bang && lower.contains("!!:") {
         best.consider((60, "cmdi.history-expansion"));
     }
     best.report(Class::Cmdi, text, sink);

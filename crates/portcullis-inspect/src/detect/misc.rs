@@ -2,7 +2,7 @@
 //! operators, LDAP filters, serialized objects, prototype pollution, CR/LF injection,
 //! XML entities, interpreted-code injection (PHP, JavaScript, Python, Ruby, Java).
 
-use super::{Dict, Sink, Strongest};
+use super::{Dict, Sink, Strongest, WordSet};
 use crate::decode;
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -1258,11 +1258,37 @@ const PHP_FUNCS: &[&str] = &[
 
 /// `PHP_FUNCS` as a set, built once.
 fn php_func(name: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
-    SET.get_or_init(|| PHP_FUNCS.iter().copied().collect())
-        .contains(name)
+    static SET: WordSet = WordSet::new(PHP_FUNCS);
+    SET.contains(name)
 }
+
+/// The superglobals and stream wrappers `php_code` looks for.
+static PHP_SG_DICT: Dict = Dict::new(
+    &[
+        "$_get",
+        "$_post",
+        "$_request",
+        "$_cookie",
+        "$_server",
+        "$_files",
+        "$_env",
+        "$_session",
+        "$globals",
+        "$http_raw_post_data",
+        "php://input",
+        "php://filter",
+        "php://stdin",
+        "php://stdout",
+        "php://memory",
+        "php://fd",
+        "data://text/plain",
+        "data:text/plain",
+        "zip://",
+        "phar://",
+        "expect://",
+    ],
+    false,
+);
 
 /// Builtins long and distinctive enough to recognise as the tail of a longer identifier
 /// (`FOOgzinflate(`), built once.
@@ -1362,9 +1388,11 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             best = (s, r);
         }
     };
-    if lower.contains("<?php") || lower.contains("<?=") {
+    // Every open tag below starts with `<?`, every bracket tag holds `php`.
+    let open_tag = lower.contains("<?");
+    if open_tag && (lower.contains("<?php") || lower.contains("<?=")) {
         bump(88, "code.php-open-tag");
-    } else if let Some(p) = lower.find("<?") {
+    } else if let Some(p) = open_tag.then(|| lower.find("<?")).flatten() {
         let rest = &lower[p + 2..];
         if !rest.starts_with("xml ")
             && !rest.starts_with("xml?")
@@ -1374,15 +1402,17 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             bump(72, "code.php-open-tag");
         }
     }
-    for tag in ["[php]", "[/php]", "[\\php]", "{php}", "{/php}", "[?php]"] {
-        if lower.contains(tag) {
-            bump(75, "code.php-open-tag");
+    if lower.contains("php") {
+        for tag in ["[php]", "[/php]", "[\\php]", "{php}", "{/php}", "[?php]"] {
+            if lower.contains(tag) {
+                bump(75, "code.php-open-tag");
+            }
         }
     }
     if lower.trim_end().ends_with("<?") {
         bump(65, "code.php-open-tag");
     }
-    if let Some(p) = lower.find("<?xml") {
+    if let Some(p) = open_tag.then(|| lower.find("<?xml")).flatten() {
         let rest = lower[p + 5..].trim_start();
         if !rest.is_empty()
             && !rest.starts_with("version")
@@ -1498,7 +1528,8 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             }
         }
     }
-    let has_sg = lower.contains('$') || lower.contains(':');
+    // Every superglobal or wrapper has a `$` or a `:`; one scan says whether any is here.
+    let has_sg = (lower.contains('$') || lower.contains(':')) && PHP_SG_DICT.any(lower);
     for sg in [
         "$_get",
         "$_post",
@@ -1554,16 +1585,14 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             i += 1;
         }
         let name = &lower[st..i];
-        if !php_func(name) {
+        // Only a call can be code: look for `(` before looking the name up.
+        let j = skip_ws_comments(b, i);
+        if b.get(j) != Some(&b'(') || !php_func(name) {
             continue;
         }
-        let j = skip_ws_comments(b, i);
         let commented =
             lower[i..j].contains("/*") || lower[i..j].contains('#') || lower[i..j].contains("//");
         let spaced = j > i && !commented;
-        if b.get(j) != Some(&b'(') {
-            continue;
-        }
         // Look at the argument list up to the matching paren.
         let mut k = j + 1;
         let mut depth = 1;
@@ -1694,6 +1723,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         i = j;
     }
     // `(system)('id')`, `[system][0](ls)`: a callable in brackets.
+    let mut inner_clean = String::new();
     for (open, close) in [("(", ")"), ("[", "]")] {
         let mut from = 0;
         let mut guard = 0;
@@ -1707,9 +1737,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
                 break;
             };
             let inner_raw = &lower[st..st + q];
-            let inner_clean: String = {
+            inner_clean.clear();
+            {
                 let ib = inner_raw.as_bytes();
-                let mut out = String::new();
                 let mut x = 0;
                 while x < ib.len() {
                     let y = skip_ws_comments(ib, x);
@@ -1717,11 +1747,10 @@ fn php_code(lower: &str) -> (u32, &'static str) {
                         x = y;
                         continue;
                     }
-                    out.push(char::from(ib[x]));
+                    inner_clean.push(char::from(ib[x]));
                     x += 1;
                 }
-                out
-            };
+            }
             let inner = inner_clean.trim().trim_matches(['\'', '"']);
             from = st + q + 1;
             if php_func(inner) && php_distinctive(inner)

@@ -264,11 +264,11 @@ fn ascii_lower(text: &str) -> Cow<'_, str> {
 }
 
 fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+    let lower = &*ascii_lower(text);
     if origin == Origin::PathFull {
-        traversal::detect(text, sink);
+        traversal::detect(text, lower, sink);
         return;
     }
-    let lower = &*ascii_lower(text);
     match origin {
         Origin::XmlDoctype => {
             misc::xxe(text, lower, sink);
@@ -282,7 +282,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             return;
         }
         Origin::Filename => {
-            traversal::detect(text, sink);
+            traversal::detect(text, lower, sink);
             misc::dangerous_filename(text, lower, sink);
             xss::detect(text, lower, sink);
             return;
@@ -333,7 +333,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
             | Feat::COLON
             | Feat::NONASCII,
     ) {
-        traversal::detect(text, sink);
+        traversal::detect(text, lower, sink);
     }
     if f.any(
         Feat::COLON | Feat::DOT | Feat::SLASH | Feat::BSLASH | Feat::AT | Feat::PCT | Feat::BRACKET,
@@ -404,7 +404,7 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
     xss::detect(text, lower, sink);
     cmdi::detect(text, lower, sink);
     if f.any(Feat::DOT) {
-        traversal::detect(text, sink);
+        traversal::detect(text, lower, sink);
     }
     ssrf::detect(text, lower, sink);
     misc::deserialization(text, lower, sink);
@@ -589,7 +589,7 @@ mod cost_probe {
             ("sqli", sqli::detect),
             ("xss", xss::detect),
             ("cmdi", cmdi::detect),
-            ("traversal", |t, _, s| traversal::detect(t, s)),
+            ("traversal", traversal::detect),
             ("ssrf", ssrf::detect),
             ("jndi", |t, _, s| misc::jndi(t, s)),
             ("ssti", misc::ssti),

@@ -2,6 +2,8 @@
 //! and the host classified by address, including decimal, octal, hex, short and
 //! IPv6-mapped IPv4 spellings. URLs to public hosts pass.
 
+use std::borrow::Cow;
+
 use super::{Sink, Strongest};
 use crate::settings::Class;
 
@@ -16,13 +18,24 @@ enum HostKind {
 /// Parses an IPv4 address the way `inet_aton` does: 1–4 parts, each decimal, octal
 /// (leading 0) or hex (0x). Returns the address and whether the spelling is unusual.
 fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
-    let parts: Vec<&str> = h.split('.').collect();
-    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
-        return None;
+    let mut part_buf = [""; 4];
+    let mut n_parts = 0;
+    for p in h.split('.') {
+        if n_parts == 4 || p.is_empty() {
+            return None;
+        }
+        part_buf[n_parts] = p;
+        n_parts += 1;
     }
-    let mut nums = Vec::with_capacity(4);
+    let parts = &part_buf[..n_parts];
+    let mut num_buf = [0u64; 4];
+    let mut n_nums = 0;
     let mut odd = parts.len() != 4;
-    for p in &parts {
+    let mut nums = |v: u64| {
+        num_buf[n_nums] = v;
+        n_nums += 1;
+    };
+    for p in parts {
         let (digits, radix) = if let Some(x) = p.strip_prefix("0x") {
             odd = true;
             (x, 16)
@@ -33,12 +46,13 @@ fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
             (*p, 10)
         };
         if digits.is_empty() && radix == 16 {
-            nums.push(0u64);
+            nums(0u64);
             continue;
         }
         let v = u64::from_str_radix(digits, radix).ok()?;
-        nums.push(v);
+        nums(v);
     }
+    let nums = &num_buf[..n_nums];
     let last = *nums.last()?;
     let head = &nums[..nums.len() - 1];
     if head.iter().any(|&v| v > 255) {
@@ -174,9 +188,10 @@ fn classify_name(h: &str) -> HostKind {
                 "spoofed.burpcollaborator.net",
             ];
             if h.ends_with(".localhost")
-                || loopback_dns
-                    .iter()
-                    .any(|d| h == *d || h.ends_with(&format!(".{d}")))
+                || loopback_dns.iter().any(|d| {
+                    h.strip_suffix(d)
+                        .is_some_and(|r| r.is_empty() || r.ends_with('.'))
+                })
             {
                 HostKind::Loopback
             } else if h.ends_with(".internal")
@@ -207,7 +222,12 @@ fn classify_name(h: &str) -> HostKind {
 
 /// Classifies a host string; the bool says whether the spelling was obfuscated.
 fn classify_host(host: &str) -> (HostKind, bool) {
-    let h = host.trim().to_ascii_lowercase();
+    let h = host.trim();
+    let h = if h.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    };
     let h = h.trim_end_matches('.');
     if h.is_empty() {
         return (HostKind::Public, false);

@@ -2,6 +2,8 @@
 //! separators, `..` variants such as `..;`, `...`, `.%00.`) and judged by how far it
 //! climbs and what it reaches (system files, secrets, dot directories).
 
+use std::borrow::Cow;
+
 use super::{Dict, Sink, Strongest};
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -196,8 +198,12 @@ const DOT_DIRS: &[&str] = &[
     ".terraformrc",
 ];
 
-/// Normalises path punctuation: backslashes to `/`, strips NULs, lower-cases.
-fn normalise(s: &str) -> String {
+/// Normalises path punctuation: backslashes to `/`, strips NULs, lower-cases. `lower` is
+/// `s` in ASCII lower case, which is the answer for most values.
+fn normalise<'a>(s: &str, lower: &'a str) -> Cow<'a, str> {
+    if s.bytes().all(|c| c.is_ascii() && c != b'\\' && c != 0) && !lower.contains("0x") {
+        return Cow::Borrowed(lower);
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -214,7 +220,7 @@ fn normalise(s: &str) -> String {
             .replace("0x5c", "/")
             .replace("0x2f", "/");
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Counts `..`-like segments: `..`, `...`, `..;`, `. .`, and `..` followed by junk that
@@ -278,12 +284,12 @@ fn sensitive_hit(p: &str) -> Option<&'static str> {
         .and_then(|idx| SENSITIVE_DICT.words().get(idx).copied())
 }
 
-/// Judges one value; pushes at most one finding.
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+/// Judges one value; `lower` is `text` in ASCII lower case.
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 3 {
         return;
     }
-    let p = normalise(text);
+    let p = normalise(text, lower);
     let origin = sink.origin;
     let mut best = Strongest::NONE;
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
@@ -402,9 +408,10 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 && seg != ".well-known"
                 && !seg.starts_with("..")
             {
-                let known = DOT_DIRS
-                    .iter()
-                    .any(|d| seg == *d || seg.starts_with(&format!("{d}.")));
+                let known = DOT_DIRS.iter().any(|d| {
+                    seg.strip_prefix(d)
+                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+                });
                 best.consider((if known { 78 } else { 64 }, "traversal.hidden-path"));
             }
             // Backups, dumps, logs and keys: files a site serves by mistake.
