@@ -970,7 +970,11 @@ const HEADER_NAMES: &[&str] = &[
 pub(crate) fn crlf(text: &str, sink: &mut Sink) {
     let origin = sink.origin;
     // A full request line inside a value: `GET http://x HTTP/1.1` (request smuggling).
-    if let Some(p) = text.find(" HTTP/") {
+    if let Some(p) = text
+        .contains(" HTTP/")
+        .then(|| text.find(" HTTP/"))
+        .flatten()
+    {
         let before = text[..p].trim_end();
         let method = before
             .rsplit(|c: char| c.is_whitespace())
@@ -1424,7 +1428,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     }
     // PHP builtins are snake_case with well-known prefixes: `file_exists(`, `curl_init(`.
-    {
+    // It and the function-call loop below look at calls only: without `(`, skip both.
+    let call = lower.contains('(');
+    if call {
         let mut i = 0;
         while i < b.len() {
             if !(b[i].is_ascii_alphabetic())
@@ -1567,7 +1573,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     }
     // Function calls `name (args)` with comments allowed before `(`.
-    let mut i = 0;
+    let mut i = if call { 0 } else { b.len() };
     while i < b.len() {
         if !(b[i].is_ascii_alphabetic() || b[i] == b'_')
             || (i > 0
@@ -1641,7 +1647,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         bump(score, "code.php-function");
     }
     // Variable functions: `$x(`, `$x{0}(`, `$_aB['d'] (17)`, `${'x'}`.
-    let mut i = 0;
+    let mut i = if lower.contains('$') { 0 } else { b.len() };
     while i < b.len() {
         if b[i] != b'$' {
             i += 1;
@@ -1724,7 +1730,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
     }
     // `(system)('id')`, `[system][0](ls)`: a callable in brackets.
     let mut inner_clean = String::new();
-    for (open, close) in [("(", ")"), ("[", "]")] {
+    for (open, close) in [('(', ')'), ('[', ']')] {
         let mut from = 0;
         let mut guard = 0;
         while let Some(p) = lower[from..].find(open) {

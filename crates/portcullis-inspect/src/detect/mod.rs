@@ -632,13 +632,27 @@ mod cost_probe {
 
 /// Runs `judge_text` over `PROBE_VALUE` (a JSON string value) `PROBE_N` times, for
 /// instruction counts per detector under callgrind, which machine load does not skew:
-/// `PROBE_VALUE='…' PROBE_N=1001 valgrind --tool=callgrind <unit test binary>
-/// icount_probe --ignored`, minus the same run with `PROBE_N=1` (the automata are built on
-/// first use), divided by 1000.
+/// `PROBE_VALUE='…' valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect='*probe_loop' <unit test binary> icount_probe --ignored`, divided by
+/// `PROBE_N` + 1 (1000 by default). The first call, which builds the automata, runs
+/// before.
 #[cfg(test)]
 mod icount_probe {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    fn judge_n(v: &str, n: usize) {
+        for _ in 0..n {
+            let mut sink = Sink::new(Origin::JsonValue, None);
+            judge_text(std::hint::black_box(v), Origin::JsonValue, &mut sink);
+            std::hint::black_box(sink.hits.len());
+        }
+    }
+
+    #[inline(never)]
+    fn probe_loop(v: &str, n: usize) {
+        judge_n(v, n);
+    }
 
     #[test]
     #[ignore]
@@ -648,10 +662,7 @@ mod icount_probe {
             .ok()
             .and_then(|x| x.parse().ok())
             .unwrap_or(1000);
-        for _ in 0..n {
-            let mut sink = Sink::new(Origin::JsonValue, None);
-            judge_text(std::hint::black_box(&v), Origin::JsonValue, &mut sink);
-            std::hint::black_box(sink.hits.len());
-        }
+        judge_n(&v, 1);
+        probe_loop(&v, n);
     }
 }

@@ -419,7 +419,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Remote file inclusion: a URL to a raw IP address serving a server-side script.
-    if let Some(p) = lower.find("://") {
+    if let Some(p) = lower.contains("://").then(|| lower.find("://")).flatten() {
         let after = &lower[p + 3..];
         let (host, _) = authority(after);
         let path = after.get(host.len()..).unwrap_or("");

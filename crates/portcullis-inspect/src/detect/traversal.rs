@@ -329,7 +329,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((score, "traversal.dot-dot"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
-    if let Some(pos) = p.find("....") {
+    if let Some(pos) = p.contains("....").then(|| p.find("....")).flatten() {
         let after = p[pos..].trim_start_matches(['.', '/']);
         if COMPACT_TARGETS.iter().any(|t| after.starts_with(t)) {
             best.consider((85, "traversal.dot-run"));
