@@ -511,6 +511,10 @@ pub(crate) fn decoded_forms(raw: &str, plus_is_space: bool) -> Vec<String> {
 
 /// Adds the decoding of `s` when it plausibly is base64 of text.
 fn push_base64(s: &str, out: &mut Vec<String>) {
+    // Shorter than `plausible_base64` accepts, even before trimming.
+    if s.len() < 12 {
+        return;
+    }
     let trimmed = s.trim();
     if plausible_base64(trimmed) {
         if let Some(bytes) = base64_decode(trimmed) {

@@ -1,5 +1,7 @@
 //! Extraction: every inspectable value of a request, with its location and decodings.
 
+use std::borrow::Cow;
+
 use crate::decode;
 use crate::settings::Limits;
 use crate::Request;
@@ -673,12 +675,127 @@ fn looks_like_form(t: &str) -> bool {
 }
 
 fn extract_json_text(text: &str, root: &str, sink: &mut Sink<'_, '_>) -> bool {
-    match serde_json::from_str::<serde_json::Value>(text) {
+    match serde_json::from_str::<Json<'_>>(text) {
         Ok(v) => {
             walk_json(&v, &mut String::from(root), 0, sink);
             true
         }
         Err(_) => false,
+    }
+}
+
+/// A parsed JSON document for walking: strings borrow from the text unless they hold an
+/// escape, numbers and literals are dropped. The same parser as `serde_json::Value` (same
+/// documents accepted, same limits), and object members come out as from its map: sorted
+/// by key, a repeated key keeping its last value.
+enum Json<'a> {
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
+    Array(Vec<Json<'a>>),
+    String(Cow<'a, str>),
+    Other,
+}
+
+/// An object key, borrowed when it holds no escape.
+struct JsonKey<'a>(Cow<'a, str>);
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = Json<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Json<'de>, E> {
+        Ok(Json::Other)
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::String(Cow::Owned(v)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
+        let mut members: Vec<(Cow<'de, str>, Json<'de>)> = Vec::new();
+        while let Some(JsonKey(key)) = map.next_key()? {
+            members.push((key, map.next_value()?));
+        }
+        // A stable sort keeps repeated keys in document order: the last one wins.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(Cow<'de, str>, Json<'de>)> = Vec::with_capacity(members.len());
+        for member in members {
+            match out.last_mut() {
+                Some(last) if last.0 == member.0 => *last = member,
+                _ => out.push(member),
+            }
+        }
+        Ok(Json::Object(out))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Json<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Json<'de>, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonKeyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonKeyVisitor {
+    type Value = JsonKey<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<JsonKey<'de>, E> {
+        Ok(JsonKey(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<JsonKey<'de>, E> {
+        Ok(JsonKey(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<JsonKey<'de>, E> {
+        Ok(JsonKey(Cow::Owned(v)))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonKey<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JsonKey<'de>, D::Error> {
+        d.deserialize_str(JsonKeyVisitor)
     }
 }
 
@@ -703,19 +820,19 @@ fn push_json_child(loc: &mut String, key: &str) {
 
 /// Walks a JSON document; `loc` is the location of `v`, extended for each child and
 /// restored before returning.
-fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut Sink<'_, '_>) {
+fn walk_json(v: &Json<'_>, loc: &mut String, depth: usize, sink: &mut Sink<'_, '_>) {
     if sink.full() || depth > sink.limits.max_depth {
         return;
     }
     let parent = loc.len();
     match v {
-        serde_json::Value::Object(map) => {
+        Json::Object(map) => {
             for (k, child) in map {
                 loc.truncate(parent);
                 push_json_child(loc, k);
                 sink.push(loc, Origin::JsonKey, k, false);
                 if k == "query" {
-                    if let serde_json::Value::String(q) = child {
+                    if let Json::String(q) = child {
                         if looks_like_graphql(q) {
                             extract_graphql(q, loc, sink);
                             continue;
@@ -725,7 +842,7 @@ fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut S
                 walk_json(child, loc, depth + 1, sink);
             }
         }
-        serde_json::Value::Array(items) => {
+        Json::Array(items) => {
             for (i, child) in items.iter().enumerate() {
                 loc.truncate(parent);
                 loc.push('[');
@@ -737,11 +854,11 @@ fn walk_json(v: &serde_json::Value, loc: &mut String, depth: usize, sink: &mut S
                 }
             }
         }
-        serde_json::Value::String(s) => {
+        Json::String(s) => {
             let t = s.trim_start();
             // JSON inside a JSON string: judge the inner document too.
             if depth < 8 && (t.starts_with('{') || t.starts_with('[')) && t.len() > 2 {
-                if let Ok(inner) = serde_json::from_str::<serde_json::Value>(t) {
+                if let Ok(inner) = serde_json::from_str::<Json<'_>>(t) {
                     walk_json(&inner, loc, depth + 1, sink);
                 }
             }

@@ -112,8 +112,13 @@ thread_local! {
 /// time costs one hash lookup. Hits are replayed through the sink in their original
 /// order, which keeps its strongest-per-class rule exact.
 fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
-    if text.len() > MEMO_MAX_LEN || !Feat::of(text).inert() {
-        judge_text(text, origin, sink);
+    if text.len() > MEMO_MAX_LEN {
+        judge_text_with(text, origin, sink, None);
+        return;
+    }
+    let f = Feat::of(text);
+    if !f.inert() {
+        judge_text_with(text, origin, sink, Some(f));
         return;
     }
     let header = sink.header;
@@ -138,7 +143,7 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         return;
     }
     let mut local = Sink::new(origin, header);
-    judge_text(text, origin, &mut local);
+    judge_text_with(text, origin, &mut local, Some(f));
     let hits = local.into_hits();
     replay(&hits, sink);
     MEMO.with(|m| {
@@ -196,49 +201,63 @@ impl Feat {
     /// spaces, `_`, `.`, `,` and an in-word `-`.
     const ACTIVE: u64 = !(Feat::DIGIT | Feat::ALPHA | Feat::SPACE | Feat::UNDERSCORE | Feat::DOT);
 
+    /// The feature of one byte; `-` is decided by its neighbours in [`Feat::of`].
+    const fn of_byte(c: u8) -> u64 {
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' => Feat::ALPHA,
+            b'0'..=b'9' => Feat::DIGIT,
+            b' ' => Feat::SPACE,
+            b'_' => Feat::UNDERSCORE,
+            b'.' => Feat::DOT,
+            b',' => 0,
+            b'\'' | b'"' => Feat::QUOTE,
+            b'`' => Feat::BACKTICK,
+            b'<' => Feat::LT,
+            b'>' => Feat::GT,
+            b'=' => Feat::EQ,
+            b'(' | b')' => Feat::PAREN,
+            b';' => Feat::SEMI,
+            b'|' => Feat::PIPE,
+            b'&' => Feat::AMP,
+            b'$' => Feat::DOLLAR,
+            b'{' | b'}' => Feat::BRACE,
+            b'[' | b']' => Feat::BRACKET,
+            b'/' => Feat::SLASH,
+            b'\\' => Feat::BSLASH,
+            b':' => Feat::COLON,
+            b'%' => Feat::PCT,
+            b'#' => Feat::HASH,
+            b'*' => Feat::STAR,
+            b'+' => Feat::PLUS,
+            b'@' => Feat::AT,
+            b'-' => Feat::DASH,
+            0..=0x1f | 0x7f => Feat::CTRL,
+            0x80..=0xff => Feat::NONASCII,
+            _ => Feat::OTHER,
+        }
+    }
+
     pub(crate) fn of(text: &str) -> Feat {
+        static TABLE: [u64; 256] = {
+            let mut t = [0u64; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = Feat::of_byte(i as u8);
+                i += 1;
+            }
+            t
+        };
         let b = text.as_bytes();
         let mut f = 0u64;
         for (i, &c) in b.iter().enumerate() {
-            f |= match c {
-                b'a'..=b'z' | b'A'..=b'Z' => Feat::ALPHA,
-                b'0'..=b'9' => Feat::DIGIT,
-                b' ' => Feat::SPACE,
-                b'_' => Feat::UNDERSCORE,
-                b'.' => Feat::DOT,
-                b',' => 0,
-                b'\'' | b'"' => Feat::QUOTE,
-                b'`' => Feat::BACKTICK,
-                b'<' => Feat::LT,
-                b'>' => Feat::GT,
-                b'=' => Feat::EQ,
-                b'(' | b')' => Feat::PAREN,
-                b';' => Feat::SEMI,
-                b'|' => Feat::PIPE,
-                b'&' => Feat::AMP,
-                b'$' => Feat::DOLLAR,
-                b'{' | b'}' => Feat::BRACE,
-                b'[' | b']' => Feat::BRACKET,
-                b'/' => Feat::SLASH,
-                b'\\' => Feat::BSLASH,
-                b':' => Feat::COLON,
-                b'%' => Feat::PCT,
-                b'#' => Feat::HASH,
-                b'*' => Feat::STAR,
-                b'+' => Feat::PLUS,
-                b'@' => Feat::AT,
-                b'-' => {
-                    let word = |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_alphanumeric());
-                    if i > 0 && word(b.get(i - 1)) && word(b.get(i + 1)) {
-                        0
-                    } else {
-                        Feat::DASH
-                    }
+            if c == b'-' {
+                let word = |x: Option<&u8>| x.is_some_and(|c| c.is_ascii_alphanumeric());
+                if !(i > 0 && word(b.get(i - 1)) && word(b.get(i + 1))) {
+                    f |= Feat::DASH;
                 }
-                0..=0x1f | 0x7f => Feat::CTRL,
-                0x80..=0xff => Feat::NONASCII,
-                _ => Feat::OTHER,
-            };
+            } else {
+                f |= TABLE[usize::from(c)];
+            }
         }
         Feat(f)
     }
@@ -263,7 +282,13 @@ fn ascii_lower(text: &str) -> Cow<'_, str> {
     }
 }
 
+#[cfg(test)]
 fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+    judge_text_with(text, origin, sink, None);
+}
+
+/// `judge_text` with the features of `text` when the caller has them already.
+fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat>) {
     let lower = &*ascii_lower(text);
     if origin == Origin::PathFull {
         traversal::detect(text, lower, sink);
@@ -296,7 +321,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         }
         _ => {}
     }
-    let f = Feat::of(text);
+    let f = feat.unwrap_or_else(|| Feat::of(text));
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;
