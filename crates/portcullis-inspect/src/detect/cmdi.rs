@@ -546,10 +546,11 @@ impl Tokens {
 
 /// Splits a value into shell words, tracking command positions.
 fn tokenize(s: &str) -> Tokens {
-    let chars: Vec<char> = s.chars().take(1 << 20).collect();
+    let mut chars: Vec<char> = Vec::with_capacity(s.len().min(1 << 20));
+    chars.extend(s.chars().take(1 << 20));
     let mut t = Tokens {
         buf: String::with_capacity(s.len()),
-        spans: Vec::new(),
+        spans: Vec::with_capacity(s.len() / 4 + 2),
         ifs: false,
     };
     // The current word is `t.buf[cur..]`.
@@ -740,40 +741,60 @@ fn abs_bin_path(w: &str) -> bool {
     })
 }
 
-/// Whether `judge_words` is bound to find nothing without tokenizing: with no separator
-/// (`;`, `|`, `&`, newline, backtick, `(`, `{`) only the first word can stand in command
-/// position (wrappers aside), and here it is a plain word (no quote, escape or `$` that
-/// the tokenizer would rewrite) that names no command or wrapper, or has an upper-case
-/// letter (which rules out a first word).
+/// Whether `judge_words` over `tokenize(text)` is bound to find nothing, decided without
+/// tokenizing. Command positions are the start and what follows a separator (`;`, `|`,
+/// `&`, newline, backtick, `(`; a quote can hide a separator but never adds one), plus
+/// the argument of a wrapper. When the word at each of them is plain (no quote, escape,
+/// `$` or non-ASCII byte for the tokenizer to rewrite) and names no command or wrapper,
+/// or is the capitalised first word, no word can score. Anything else is left to the
+/// tokenizer (`{` too: it opens a command group).
 fn no_command_word(text: &str) -> bool {
     let b = text.as_bytes();
-    if b.iter()
-        .any(|c| matches!(c, b';' | b'\n' | b'\r' | b'|' | b'&' | b'`' | b'(' | b'{'))
-    {
+    if b.contains(&b'{') {
         return false;
     }
+    let separator = |c: u8| matches!(c, b';' | b'\n' | b'\r' | b'|' | b'&' | b'`' | b'(');
+    // Delimiters that end a word; `)` and `}` also end command position.
     let delimiter = |c: u8| {
         matches!(
             c,
             b' ' | b'\t' | 0x0b | 0x0c | b',' | b')' | b'}' | b'<' | b'>'
         )
     };
-    let end = b
-        .iter()
-        .position(|&c| !c.is_ascii() || delimiter(c) || matches!(c, b'$' | b'\\' | b'\'' | b'"'))
-        .unwrap_or(b.len());
-    if end == 0 || b.get(end).is_some_and(|&c| !delimiter(c)) {
-        return false;
-    }
-    let first = &text[..end];
-    if first.bytes().any(|c| c.is_ascii_uppercase()) {
-        return true;
-    }
-    let name = base_name(first);
-    !(STRONG_SET.contains(&name)
-        || WEAK_SET.contains(&name)
-        || PREFIX_SET.contains(&name)
-        || abs_bin_path(first))
+    let harmless = |at: usize| {
+        let mut i = at;
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | 0x0b | 0x0c | b',' | b'<' | b'>') {
+            i += 1;
+        }
+        if i >= b.len() || matches!(b[i], b')' | b'}') || separator(b[i]) {
+            return true;
+        }
+        let mut j = i;
+        while j < b.len()
+            && b[j].is_ascii()
+            && !delimiter(b[j])
+            && !separator(b[j])
+            && !matches!(b[j], b'$' | b'\\' | b'\'' | b'"')
+        {
+            j += 1;
+        }
+        if j == i || j < b.len() && !delimiter(b[j]) && !separator(b[j]) {
+            return false;
+        }
+        let word = &text[i..j];
+        if at == 0 && word.bytes().any(|c| c.is_ascii_uppercase()) {
+            return true;
+        }
+        let name = base_name(word);
+        !(STRONG_SET.contains(&name)
+            || WEAK_SET.contains(&name)
+            || PREFIX_SET.contains(&name)
+            || abs_bin_path(word))
+    };
+    harmless(0)
+        && b.iter()
+            .enumerate()
+            .all(|(k, &c)| !separator(c) || harmless(k + 1))
 }
 
 fn shellish_arg(w: &str) -> bool {
@@ -1057,12 +1078,20 @@ fn windows_batch(lower: &str) -> u32 {
             return 0;
         }
     }
-    let spaced = lower.replacen("if/i", "if /i", 4);
-    let raw: Vec<&str> = spaced.split_whitespace().take(64).collect();
-    let words: Vec<&str> = raw
-        .iter()
-        .map(|w| w.trim_start_matches([';', '&', '|', '@']))
-        .collect();
+    let spaced: Cow<'_, str> = if lower.contains("if/i") {
+        Cow::Owned(lower.replacen("if/i", "if /i", 4))
+    } else {
+        Cow::Borrowed(lower)
+    };
+    let mut raw = [""; 64];
+    let mut words = [""; 64];
+    let mut n = 0;
+    for w in spaced.split_whitespace().take(64) {
+        raw[n] = w;
+        words[n] = w.trim_start_matches([';', '&', '|', '@']);
+        n += 1;
+    }
+    let (raw, words) = (&raw[..n], &words[..n]);
     let mut best = 0;
     for (i, w) in words.iter().enumerate() {
         let at_cmd = i == 0
@@ -1450,9 +1479,11 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
                 .trim_start()
                 .starts_with([';', '|', '&', '`', '$', '\n'])
             {
-                let tokens = tokenize(rest);
-                let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
-                best.consider((sc.saturating_sub(5), rule));
+                if !no_command_word(rest) {
+                    let tokens = tokenize(rest);
+                    let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
+                    best.consider((sc.saturating_sub(5), rule));
+                }
             }
         }
     }

@@ -798,6 +798,42 @@ fn js_score(s: &str) -> (u32, &'static str) {
     best
 }
 
+/// Whether `js_score` can score anything in `lower` or in a suffix of it. Each of its
+/// rules needs a call or a template (`(`, `` ` ``), a subscript (`[`), `new Function`,
+/// or a member `.name` that is a DOM property or one written to (`.cookie =`); a comment
+/// between `.` and the name could hide the pair, so a comment means yes.
+fn js_possible(lower: &str) -> bool {
+    if lower.contains(['(', '`', '['])
+        || lower.contains("function")
+        || lower.contains("/*")
+        || lower.contains("//")
+    {
+        return true;
+    }
+    let b = lower.as_bytes();
+    let mut from = 0;
+    while let Some(p) = lower[from..].find('.') {
+        let mut i = from + p + 1;
+        from = i;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len()
+            && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+        {
+            i += 1;
+        }
+        let name = &lower[start..i];
+        if DOM_PROP_SET.contains(name)
+            || matches!(name, "cookie" | "innerhtml" | "outerhtml" | "srcdoc")
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether text before position `p` contains a way out of a surrounding string or tag.
 fn has_breakout(s: &str) -> bool {
     s.bytes()
@@ -899,10 +935,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if lower
-        .bytes()
-        .any(|c| matches!(c, b'(' | b'`' | b'.' | b'[' | b'!'))
-    {
+    if js_possible(lower) {
         let (js, rule) = js_score(text);
         if js > 0 {
             let bonus = if has_breakout(text) { 8 } else { 0 };
