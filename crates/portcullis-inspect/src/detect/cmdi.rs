@@ -1425,7 +1425,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     }
     let mut best = Strongest::NONE;
     // Shellshock: a function definition prefix in any value or header.
-    if let Some(p) = lower.contains('(').then(|| lower.find("()")).flatten() {
+    if let Some(p) = lower.contains("()").then(|| lower.find("()")).flatten() {
         let rest = lower[p + 2..].trim_start();
         if rest.starts_with('{') {
             best.consider((
@@ -1537,7 +1537,11 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     }
     // Bash history expansion `!-1`, `!!`.
     let bang = lower.contains('!');
-    let hist = if bang { lower.matches("!-").count() } else { 0 };
+    let hist = if bang && lower.contains("!-") {
+        lower.matches("!-").count()
+    } else {
+        0
+    };
     if hist >= 2 || bang && lower.contains("!!:") {
         best.consider((60, "cmdi.history-expansion"));
     }

@@ -248,6 +248,10 @@ pub(crate) fn ssti(text: &str, lower: &str, sink: &mut Sink) {
     }
     let mut best = 0;
     for (open, close) in DELIMS {
+        // `contains` is vectorised; `find` is not, so it only runs where it will succeed.
+        if !text.contains(open) {
+            continue;
+        }
         let mut from = 0;
         let mut guard = 0;
         while let Some(p) = text[from..].find(open) {
@@ -441,15 +445,17 @@ pub(crate) fn ldapi(text: &str, sink: &mut Sink) {
         }
     }
     // `val)&(cn=admin`, `*)!(sn=*`, `x)|(uid=*`: a new filter operator joined on.
-    let squeezed: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(4096)
-        .collect();
-    if [")&(", ")|(", ")!(", ")(&", ")(|", ")(!"]
-        .iter()
-        .any(|m| squeezed.contains(m))
-    {
+    let joined = text.contains('(') && text.contains(')') && text.contains(['&', '|', '!']) && {
+        let squeezed: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .take(4096)
+            .collect();
+        [")&(", ")|(", ")!(", ")(&", ")(|", ")(!"]
+            .iter()
+            .any(|m| squeezed.contains(m))
+    };
+    if joined {
         best = best.max(80);
     }
     if text.starts_with("*)(") || text.starts_with("*))") {
