@@ -450,11 +450,19 @@ pub(crate) fn score_of(text: &str, origin: Origin, class: Class) -> u32 {
 }
 
 /// A fixed word list compiled once into an Aho-Corasick automaton, so a detector scans
-/// a value once instead of once per word.
+/// a value once instead of once per word. Whether a value holds any word at all, which
+/// is what most values are asked, goes to a SIMD packed searcher (Teddy) when the list
+/// suits one: a fraction of an instruction per byte instead of a DFA step per byte.
 pub(crate) struct Dict {
-    cell: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
+    cell: std::sync::OnceLock<Option<DictIndex>>,
     words: &'static [&'static str],
     nocase: bool,
+}
+
+struct DictIndex {
+    ac: aho_corasick::AhoCorasick,
+    /// Over the words in ASCII lower case; `nocase` haystacks are lower-cased to match.
+    packed: Option<aho_corasick::packed::Searcher>,
 }
 
 impl Dict {
@@ -472,26 +480,35 @@ impl Dict {
         self.words
     }
 
-    fn automaton(&self) -> Option<&aho_corasick::AhoCorasick> {
+    fn index(&self) -> Option<&DictIndex> {
         self.cell
             .get_or_init(|| {
                 // A DFA: these dictionaries are small, and case-insensitive NFAs without
                 // a prefilter cost tens of ns per byte on every value.
-                aho_corasick::AhoCorasick::builder()
+                let ac = aho_corasick::AhoCorasick::builder()
                     .kind(Some(aho_corasick::AhoCorasickKind::DFA))
                     .ascii_case_insensitive(self.nocase)
                     .build(self.words)
-                    .ok()
+                    .ok()?;
+                let packed = aho_corasick::packed::Searcher::new(self.words.iter().map(|w| {
+                    if self.nocase {
+                        w.to_ascii_lowercase()
+                    } else {
+                        w.to_string()
+                    }
+                }));
+                Some(DictIndex { ac, packed })
             })
             .as_ref()
     }
 
     /// Every (word index, start offset) occurrence, overlapping, at most `limit`.
     pub(crate) fn occurrences(&self, hay: &str, limit: usize) -> Vec<(usize, usize)> {
-        match self.automaton() {
+        match self.index() {
             // The overlapping search has no prefilter; most values hold no word at all,
             // and the plain search says so at a fraction of the cost.
-            Some(ac) if ac.is_match(hay) => ac
+            Some(index) if self.holds_word(index, hay) => index
+                .ac
                 .find_overlapping_iter(hay)
                 .take(limit)
                 .map(|m| (m.pattern().as_usize(), m.start()))
@@ -502,7 +519,19 @@ impl Dict {
 
     /// Whether any word occurs in `hay`.
     pub(crate) fn any(&self, hay: &str) -> bool {
-        self.automaton().is_some_and(|ac| ac.is_match(hay))
+        self.index()
+            .is_some_and(|index| self.holds_word(index, hay))
+    }
+
+    fn holds_word(&self, index: &DictIndex, hay: &str) -> bool {
+        let Some(packed) = &index.packed else {
+            return index.ac.is_match(hay);
+        };
+        if self.nocase && hay.bytes().any(|c| c.is_ascii_uppercase()) {
+            packed.find(hay.to_ascii_lowercase()).is_some()
+        } else {
+            packed.find(hay).is_some()
+        }
     }
 }
 
