@@ -527,10 +527,18 @@ impl Dict {
         let Some(packed) = &index.packed else {
             return index.ac.is_match(hay);
         };
-        if self.nocase && hay.bytes().any(|c| c.is_ascii_uppercase()) {
-            packed.find(hay.to_ascii_lowercase()).is_some()
-        } else {
-            packed.find(hay).is_some()
+        if !(self.nocase && hay.bytes().any(|c| c.is_ascii_uppercase())) {
+            return packed.find(hay).is_some();
+        }
+        // Lower-cased on the stack when short, as most values are.
+        let mut buf = [0u8; 256];
+        match buf.get_mut(..hay.len()) {
+            Some(lower) => {
+                lower.copy_from_slice(hay.as_bytes());
+                lower.make_ascii_lowercase();
+                packed.find(&*lower).is_some()
+            }
+            None => packed.find(hay.to_ascii_lowercase()).is_some(),
         }
     }
 }

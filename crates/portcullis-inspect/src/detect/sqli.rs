@@ -381,7 +381,7 @@ fn prefix_chars(s: &str, n: usize) -> &str {
 /// `lower` is `s` in ASCII lower case (same byte offsets).
 fn lex<'a>(s: &'a str, lower: &'a str, start_in_quote: Option<u8>) -> (Vec<Tok<'a>>, bool) {
     let b = s.as_bytes();
-    let mut toks: Vec<Tok> = Vec::new();
+    let mut toks: Vec<Tok> = Vec::with_capacity(s.len() / 4 + 4);
     let mut i = 0usize;
     // In quote context the value starts inside a literal: skip to its closing quote.
     if let Some(q) = start_in_quote {
@@ -709,29 +709,27 @@ struct Stream<'a> {
     quote_prefix_words: bool,
 }
 
-fn strip(toks: Vec<Tok<'_>>) -> Stream<'_> {
-    let mut t = Vec::with_capacity(toks.len());
+fn strip(mut t: Vec<Tok<'_>>) -> Stream<'_> {
     let mut terminal_comment = false;
     let mut terminal_words = false;
     let mut inline_comments = 0;
     let mut exec_comment = false;
-    for tok in toks {
-        match tok.k {
-            K::Comment { terminal } => {
-                if tok.text == "/*!" {
-                    exec_comment = true;
-                }
-                if terminal {
-                    terminal_comment = true;
-                    // Only `-`, `#` and whitespace precede a line comment's words.
-                    terminal_words = tok.text.bytes().any(|c| c.is_ascii_alphanumeric());
-                } else {
-                    inline_comments += 1;
-                }
+    t.retain(|tok| match tok.k {
+        K::Comment { terminal } => {
+            if tok.text == "/*!" {
+                exec_comment = true;
             }
-            _ => t.push(tok),
+            if terminal {
+                terminal_comment = true;
+                // Only `-`, `#` and whitespace precede a line comment's words.
+                terminal_words = tok.text.bytes().any(|c| c.is_ascii_alphanumeric());
+            } else {
+                inline_comments += 1;
+            }
+            false
         }
-    }
+        _ => true,
+    });
     Stream {
         t,
         terminal_comment,
