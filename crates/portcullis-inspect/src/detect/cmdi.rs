@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{Sink, Strongest, WordSet};
+use super::{Feat, Sink, Strongest, WordSet};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -748,9 +748,11 @@ fn abs_bin_path(w: &str) -> bool {
 /// `$` or non-ASCII byte for the tokenizer to rewrite) and names no command or wrapper,
 /// or is the capitalised first word, no word can score. Anything else is left to the
 /// tokenizer (`{` too: it opens a command group).
-fn no_command_word(text: &str) -> bool {
+///
+/// `f` holds the features of `text` or of a string `text` is part of.
+fn no_command_word(text: &str, f: Feat) -> bool {
     let b = text.as_bytes();
-    if b.contains(&b'{') {
+    if f.any(Feat::BRACE) && b.contains(&b'{') {
         return false;
     }
     let separator = |c: u8| matches!(c, b';' | b'\n' | b'\r' | b'|' | b'&' | b'`' | b'(');
@@ -791,10 +793,13 @@ fn no_command_word(text: &str) -> bool {
             || PREFIX_SET.contains(&name)
             || abs_bin_path(word))
     };
+    let separators =
+        Feat::SEMI | Feat::CTRL | Feat::PIPE | Feat::AMP | Feat::BACKTICK | Feat::PAREN;
     harmless(0)
-        && b.iter()
-            .enumerate()
-            .all(|(k, &c)| !separator(c) || harmless(k + 1))
+        && (!f.any(separators)
+            || b.iter()
+                .enumerate()
+                .all(|(k, &c)| !separator(c) || harmless(k + 1)))
 }
 
 fn shellish_arg(w: &str) -> bool {
@@ -1062,15 +1067,16 @@ fn judge_words(words: &[Word<'_>], ifs: bool, prose: bool, free_text: bool) -> (
 }
 
 /// cmd.exe `FOR /F ... IN (...) DO`, `IF [NOT] EXIST|DEFINED|ERRORLEVEL`, `IF a EQU b`.
-fn windows_batch(lower: &str) -> u32 {
+fn windows_batch(lower: &str, f: Feat) -> u32 {
     // A rule needs the word `if` or `for` in command position: first, or after `&`, `|`,
     // `;` or `(`. Without those characters only the first word can be.
     if !(lower.contains("if") || lower.contains("for")) {
         return 0;
     }
-    if !lower
-        .bytes()
-        .any(|c| matches!(c, b'&' | b'|' | b';' | b'('))
+    if !(f.any(Feat::AMP | Feat::PIPE | Feat::SEMI | Feat::PAREN)
+        && lower
+            .bytes()
+            .any(|c| matches!(c, b'&' | b'|' | b';' | b'(')))
     {
         let first = lower.split_whitespace().next().unwrap_or("");
         let first = first.trim_start_matches('@');
@@ -1424,8 +1430,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     let mut best = Strongest::NONE;
+    // Which characters the value holds at all: a search for one it lacks is skipped.
+    let f = sink.feat;
     // Shellshock: a function definition prefix in any value or header.
-    if let Some(p) = lower.contains("()").then(|| lower.find("()")).flatten() {
+    if let Some(p) = (f.any(Feat::PAREN) && lower.contains("()"))
+        .then(|| lower.find("()"))
+        .flatten()
+    {
         let rest = lower[p + 2..].trim_start();
         if rest.starts_with('{') {
             best.consider((
@@ -1450,12 +1461,14 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
         _ => text,
     };
-    let prose = text.matches('\n').count() >= 2 && text.split_whitespace().count() >= 10;
+    let prose = f.any(Feat::CTRL)
+        && text.matches('\n').count() >= 2
+        && text.split_whitespace().count() >= 10;
     let free_text = matches!(
         sink.origin,
         Origin::JsonValue | Origin::XmlText | Origin::GraphQl | Origin::RawBody
     );
-    let (sc, rule) = if no_command_word(text) {
+    let (sc, rule) = if no_command_word(text, f) {
         (0, "")
     } else {
         let tokens = tokenize(text);
@@ -1473,13 +1486,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     // Quoted-argument context: the value may land inside '…' or "…" in a shell line, so
     // judge what follows the first quote as shell code (`';htop'`).
     for q in ['\'', '"'] {
-        if let Some(p) = text.find(q) {
+        if let Some(p) = f.any(Feat::QUOTE).then(|| text.find(q)).flatten() {
             let rest = &text[p + 1..];
             if rest
                 .trim_start()
                 .starts_with([';', '|', '&', '`', '$', '\n'])
             {
-                if !no_command_word(rest) {
+                if !no_command_word(rest, f) {
                     let tokens = tokenize(rest);
                     let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
                     best.consider((sc.saturating_sub(5), rule));
@@ -1487,13 +1500,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if text.contains('$')
-        || text.contains('(') && (text.contains("<(") || text.contains(">("))
+    if f.any(Feat::DOLLAR) && text.contains('$')
+        || f.any(Feat::PAREN) && text.contains('(') && (text.contains("<(") || text.contains(">("))
         || text.starts_with('~')
     {
         best.consider(shell_expressions(text));
     }
-    if let Some(expanded) = brace_expand(text) {
+    if let Some(expanded) = f.any(Feat::BRACE).then(|| brace_expand(text)).flatten() {
         let tokens = tokenize(&expanded);
         if let Some(w) = tokens.words().first() {
             let n = base_name(w.text);
@@ -1502,15 +1515,22 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    let g = glob_path(text);
+    let g = if f.any(Feat::BRACKET) && f.any(Feat::SLASH) {
+        glob_path(text)
+    } else {
+        0
+    };
     if g > 0 {
         best.consider((g, "cmdi.glob-path"));
     }
-    best.consider((windows_batch(lower), "cmdi.windows-batch"));
-    if lower.contains('-') || lower.contains('(') || lower.contains('[') {
+    best.consider((windows_batch(lower, f), "cmdi.windows-batch"));
+    if lower.contains('-')
+        || f.any(Feat::PAREN) && lower.contains('(')
+        || f.any(Feat::BRACKET) && lower.contains('[')
+    {
         best.consider((powershell(lower), "cmdi.powershell"));
     }
-    if lower.contains('%')
+    if f.any(Feat::PCT)
         && (lower.contains("%comspec%")
             || lower.contains("%systemroot%")
             || lower.contains("%windir%"))
@@ -1519,7 +1539,12 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     }
     // Redirection into or out of system paths: `>/tmp/x`, `</etc/passwd`.
     // Both are ASCII: byte offsets are character offsets.
-    for (i, c) in lower.bytes().enumerate() {
+    let scan = if f.any(Feat::LT | Feat::GT) {
+        lower.len()
+    } else {
+        0
+    };
+    for (i, c) in lower.bytes().enumerate().take(scan) {
         if c == b'>' || c == b'<' {
             let rest = lower[i + 1..].trim_start_matches(['>', ' ', '&']);
             if rest.starts_with("/tmp/")
@@ -1536,7 +1561,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Bash history expansion `!-1`, `!!`.
-    let bang = lower.contains('!');
+    let bang = f.any(Feat::OTHER) && lower.contains('!');
     let hist = if bang && lower.contains("!-") {
         lower.matches("!-").count()
     } else {

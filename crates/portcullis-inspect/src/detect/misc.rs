@@ -2,7 +2,7 @@
 //! operators, LDAP filters, serialized objects, prototype pollution, CR/LF injection,
 //! XML entities, interpreted-code injection (PHP, JavaScript, Python, Ruby, Java).
 
-use super::{Dict, Sink, Strongest, WordSet};
+use super::{Dict, Feat, Sink, Strongest, WordSet};
 use crate::decode;
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -1101,10 +1101,11 @@ pub(crate) fn crlf(text: &str, sink: &mut Sink) {
 // ---------------------------------------------------------------------------- XXE
 
 pub(crate) fn xxe(text: &str, lower: &str, sink: &mut Sink) {
-    if !lower.contains("<!")
+    let f = sink.feat;
+    if !(f.any(Feat::LT) && lower.contains("<!"))
         && !lower.contains("xinclude")
-        && !lower.contains("xi:include")
-        && !lower.contains("!entity")
+        && !(f.any(Feat::COLON) && lower.contains("xi:include"))
+        && !(f.any(Feat::OTHER) && lower.contains("!entity"))
         && !lower.contains("schemalocation")
     {
         return;

@@ -27,6 +27,9 @@ pub(crate) struct Sink<'a> {
     hits: Vec<Hit>,
     pub origin: Origin,
     pub header: Option<&'a str>,
+    /// Features of the form being judged ([`Feat::ALL`] when not computed): a detector
+    /// may skip a search for a character the form does not hold.
+    pub feat: Feat,
 }
 
 impl Sink<'_> {
@@ -35,6 +38,7 @@ impl Sink<'_> {
             hits: Vec::new(),
             origin,
             header,
+            feat: Feat::ALL,
         }
     }
 
@@ -197,6 +201,9 @@ impl Feat {
     pub(crate) const ALPHA: u64 = 1 << 27;
     pub(crate) const UNDERSCORE: u64 = 1 << 28;
 
+    /// Every feature: what a detector must assume of a form it knows nothing about.
+    pub(crate) const ALL: Feat = Feat(u64::MAX);
+
     /// Features that make a value more than words: anything but letters, digits,
     /// spaces, `_`, `.`, `,` and an in-word `-`.
     const ACTIVE: u64 = !(Feat::DIGIT | Feat::ALPHA | Feat::SPACE | Feat::UNDERSCORE | Feat::DOT);
@@ -289,6 +296,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
 
 /// `judge_text` with the features of `text` when the caller has them already.
 fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat>) {
+    sink.feat = Feat::ALL;
     let lower = &*ascii_lower(text);
     if origin == Origin::PathFull {
         traversal::detect(text, lower, sink);
@@ -322,6 +330,7 @@ fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option
         _ => {}
     }
     let f = feat.unwrap_or_else(|| Feat::of(text));
+    sink.feat = f;
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;

@@ -5,7 +5,7 @@
 //! operator, a tautology, a UNION, a stacked statement, a time-delay call, a comment that
 //! cuts the rest of the query) rather than for SQL words, which are ordinary English.
 
-use super::{Sink, Strongest, WordSet};
+use super::{Feat, Sink, Strongest, WordSet};
 use crate::settings::Class;
 
 /// Tokens lexed per context; injected fragments live near where the literal breaks.
@@ -1938,25 +1938,26 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     // Cheap prefilter: SQL injection needs punctuation or a SQL word boundary.
-    let has_signal = text.bytes().any(|c| {
-        matches!(
-            c,
-            b'\''
-                | b'"'
-                | b'('
-                | b';'
-                | b'='
-                | b'-'
-                | b'#'
-                | b'/'
-                | b'|'
-                | b'&'
-                | b'@'
-                | b'<'
-                | b'>'
-                | b'`'
-        )
-    }) || text.len() >= 4;
+    let has_signal = text.len() >= 4
+        || text.bytes().any(|c| {
+            matches!(
+                c,
+                b'\''
+                    | b'"'
+                    | b'('
+                    | b';'
+                    | b'='
+                    | b'-'
+                    | b'#'
+                    | b'/'
+                    | b'|'
+                    | b'&'
+                    | b'@'
+                    | b'<'
+                    | b'>'
+                    | b'`'
+            )
+        });
     if !has_signal {
         return;
     }
@@ -1970,7 +1971,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     best.consider(structure_score(&s.t, 0, false, &s));
     // Quote contexts.
     for q in [b'\'', b'"', b'`'] {
-        if !text.as_bytes().contains(&q) {
+        if !sink.feat.any(Feat::QUOTE | Feat::BACKTICK) || !text.as_bytes().contains(&q) {
             continue;
         }
         let (toks, ok) = lex(text, lower, Some(q));

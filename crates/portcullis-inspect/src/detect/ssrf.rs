@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{Sink, Strongest};
+use super::{Feat, Sink, Strongest};
 use crate::settings::Class;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -339,7 +339,9 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     let mut best = Strongest::NONE;
-    let mut from = 0;
+    // Schemes, `://` and `unix:` all need a colon.
+    let colon = sink.feat.any(Feat::COLON);
+    let mut from = if colon { 0 } else { lower.len() };
     let mut guard = 0;
     while let Some(p) = lower[from..].find(':') {
         guard += 1;
@@ -419,7 +421,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Remote file inclusion: a URL to a raw IP address serving a server-side script.
-    if let Some(p) = lower.contains("://").then(|| lower.find("://")).flatten() {
+    if let Some(p) = (colon && lower.contains("://"))
+        .then(|| lower.find("://"))
+        .flatten()
+    {
         let after = &lower[p + 3..];
         let (host, _) = authority(after);
         let path = after.get(host.len()..).unwrap_or("");
@@ -437,12 +442,12 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // mod_proxy unix sockets: `unix:/path|http://backend/`.
-    if lower.contains("unix:") && lower.contains("|http") {
+    if colon && lower.contains("unix:") && lower.contains("|http") {
         best.consider((80, "ssrf.unix-socket"));
     }
     // Scheme-less host at the start of the value: `localhost/`, `127.0.0.1:8080`.
     let t = lower.trim();
-    if !t.contains("://") {
+    if !(colon && t.contains("://")) {
         // `user@host` without a scheme is an account or e-mail address.
         let starts_host = t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '[')
             && !t.split('/').next().unwrap_or("").contains('@');

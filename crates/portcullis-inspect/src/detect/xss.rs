@@ -2,7 +2,7 @@
 //! handlers, script URIs, dangerous CSS) and a small JavaScript tokenizer for values
 //! that land in script context (sink calls, DOM access, JSFuck, template calls).
 
-use super::{Sink, Strongest, WordSet};
+use super::{Feat, Sink, Strongest, WordSet};
 use crate::settings::Class;
 
 /// Bytes scanned per tag; a tag longer than this is judged on its prefix.
@@ -802,13 +802,15 @@ fn js_score(s: &str) -> (u32, &'static str) {
 /// rules needs a call or a template (`(`, `` ` ``), a subscript (`[`), `new Function`,
 /// or a member `.name` that is a DOM property or one written to (`.cookie =`); a comment
 /// between `.` and the name could hide the pair, so a comment means yes.
-fn js_possible(lower: &str) -> bool {
-    if lower.contains(['(', '`', '['])
+fn js_possible(lower: &str, f: Feat) -> bool {
+    if f.any(Feat::PAREN | Feat::BACKTICK | Feat::BRACKET) && lower.contains(['(', '`', '['])
         || lower.contains("function")
-        || lower.contains("/*")
-        || lower.contains("//")
+        || f.any(Feat::SLASH) && (lower.contains("/*") || lower.contains("//"))
     {
         return true;
+    }
+    if !f.any(Feat::DOT) {
+        return false;
     }
     let b = lower.as_bytes();
     let mut from = 0;
@@ -846,7 +848,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     let mut best = Strongest::NONE;
-    if lower.contains('<') {
+    // `f` says which characters the value holds at all: a search for one it does not
+    // hold is skipped.
+    let f = sink.feat;
+    if f.any(Feat::LT) && lower.contains('<') {
         best.consider(judge_tags(text, lower));
         // `<f o r m`, `< x: script`: tag names spelled with spaces.
         for (p, _) in lower.match_indices('<').take(32) {
@@ -887,8 +892,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if let Some(p) = lower
-        .contains("formaction=")
+    if let Some(p) = (f.any(Feat::EQ) && lower.contains("formaction="))
         .then(|| lower.find("formaction="))
         .flatten()
     {
@@ -896,10 +900,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             best.consider((70, "xss.attribute-handler"));
         }
     }
-    if lower.contains("on") && lower.contains('=') {
+    if f.any(Feat::EQ) && lower.contains("on") && lower.contains('=') {
         best.consider(judge_attribute_breakout(lower));
     }
-    if lower.contains(':') {
+    if f.any(Feat::COLON) && lower.contains(':') {
         // A script URI as the whole value (a link field), or after a quote/paren.
         let u = if harmless_js_uri(lower) {
             0
@@ -935,7 +939,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if js_possible(lower) {
+    if js_possible(lower, f) {
         let (js, rule) = js_score(text);
         if js > 0 {
             let bonus = if has_breakout(text) { 8 } else { 0 };
@@ -959,17 +963,19 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if lower.contains("url(javascript")
-        || lower.contains("url(vbscript")
-        || lower.contains("url(\"javascript")
-        || lower.contains("url('javascript")
+    let paren = f.any(Feat::PAREN);
+    if paren
+        && (lower.contains("url(javascript")
+            || lower.contains("url(vbscript")
+            || lower.contains("url(\"javascript")
+            || lower.contains("url('javascript"))
     {
         best.consider((85, "xss.css"));
     }
-    if lower.contains("expression(")
+    if paren && lower.contains("expression(")
         || lower.contains("-moz-binding")
-        || lower.contains("behavior:")
-        || lower.contains("url(")
+        || f.any(Feat::COLON) && lower.contains("behavior:")
+        || paren && lower.contains("url(")
     {
         best.consider((css_score(lower).saturating_sub(5), "xss.css"));
     }
