@@ -471,7 +471,7 @@ pub(crate) struct Dict {
 struct DictIndex {
     ac: aho_corasick::AhoCorasick,
     /// Over the words in ASCII lower case; `nocase` haystacks are lower-cased to match.
-    packed: Option<aho_corasick::packed::Searcher>,
+    packed: Option<Vec<aho_corasick::packed::Searcher>>,
 }
 
 impl Dict {
@@ -499,13 +499,20 @@ impl Dict {
                     .ascii_case_insensitive(self.nocase)
                     .build(self.words)
                     .ok()?;
-                let packed = aho_corasick::packed::Searcher::new(self.words.iter().map(|w| {
-                    if self.nocase {
-                        w.to_ascii_lowercase()
-                    } else {
-                        w.to_string()
-                    }
-                }));
+                // Teddy takes up to 64 words; a longer list is split.
+                let packed = self
+                    .words
+                    .chunks(64)
+                    .map(|chunk| {
+                        aho_corasick::packed::Searcher::new(chunk.iter().map(|w| {
+                            if self.nocase {
+                                w.to_ascii_lowercase()
+                            } else {
+                                w.to_string()
+                            }
+                        }))
+                    })
+                    .collect::<Option<Vec<_>>>();
                 Some(DictIndex { ac, packed })
             })
             .as_ref()
@@ -536,8 +543,9 @@ impl Dict {
         let Some(packed) = &index.packed else {
             return index.ac.is_match(hay);
         };
+        let found = |h: &[u8]| packed.iter().any(|p| p.find(h).is_some());
         if !(self.nocase && hay.bytes().any(|c| c.is_ascii_uppercase())) {
-            return packed.find(hay).is_some();
+            return found(hay.as_bytes());
         }
         // Lower-cased on the stack when short, as most values are.
         let mut buf = [0u8; 256];
@@ -545,9 +553,9 @@ impl Dict {
             Some(lower) => {
                 lower.copy_from_slice(hay.as_bytes());
                 lower.make_ascii_lowercase();
-                packed.find(&*lower).is_some()
+                found(lower)
             }
-            None => packed.find(hay.to_ascii_lowercase()).is_some(),
+            None => found(hay.to_ascii_lowercase().as_bytes()),
         }
     }
 }
