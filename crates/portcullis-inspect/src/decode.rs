@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::detect::Feat;
+
 /// Most decoding rounds; four layers of nesting is already far beyond real traffic.
 const MAX_ROUNDS: usize = 4;
 
@@ -455,21 +457,23 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
 #[cfg(test)]
 pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     let mut out = vec![raw.to_string()];
-    out.extend(decoded_forms(raw, plus_is_space));
+    out.extend(decoded_forms(raw, Feat::of(raw), plus_is_space));
     out
 }
 
 /// The forms of [`variants`] after the first (`raw` itself, which the caller keeps
-/// borrowed): empty, without an allocation, for a value with nothing to decode.
-pub(crate) fn decoded_forms(raw: &str, plus_is_space: bool) -> Vec<String> {
+/// borrowed): empty, without an allocation, for a value with nothing to decode. `feat`
+/// is `Feat::of(raw)`.
+pub(crate) fn decoded_forms(raw: &str, feat: Feat, plus_is_space: bool) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     // No escape marker (`%`, `&`, `\`, `+` for form spaces and UTF-7) and nothing to
     // fold: every decoder is the identity, so only base64 is left to try.
-    let markers = raw
-        .bytes()
-        .any(|c| matches!(c, b'%' | b'&' | b'\\' | b'+') || c >= 0x80);
+    let markers = feat.any(Feat::PCT | Feat::AMP | Feat::BSLASH | Feat::PLUS | Feat::NONASCII);
     if !markers {
-        push_base64(raw, &mut out);
+        // Punctuation that base64 does not use survives any trim: not plausible.
+        if !feat.any(NOT_BASE64) {
+            push_base64(raw, &mut out);
+        }
         return out;
     }
     let norm_literal = normalize(raw, false);
@@ -508,6 +512,27 @@ pub(crate) fn decoded_forms(raw: &str, plus_is_space: bool) -> Vec<String> {
     }
     out
 }
+
+/// Characters that are neither base64 nor whitespace a trim would remove.
+const NOT_BASE64: u64 = Feat::QUOTE
+    | Feat::BACKTICK
+    | Feat::LT
+    | Feat::GT
+    | Feat::PAREN
+    | Feat::SEMI
+    | Feat::PIPE
+    | Feat::AMP
+    | Feat::DOLLAR
+    | Feat::BRACE
+    | Feat::BRACKET
+    | Feat::BSLASH
+    | Feat::COLON
+    | Feat::PCT
+    | Feat::HASH
+    | Feat::STAR
+    | Feat::DOT
+    | Feat::AT
+    | Feat::OTHER;
 
 /// Adds the decoding of `s` when it plausibly is base64 of text.
 fn push_base64(s: &str, out: &mut Vec<String>) {

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use crate::decode;
+use crate::detect::Feat;
 use crate::settings::Limits;
 use crate::Request;
 
@@ -76,10 +77,27 @@ pub(crate) struct Value<'v> {
 #[derive(Debug)]
 pub(crate) struct Variants<'v> {
     first: &'v str,
+    /// `Feat::of(first)`, computed once for the decoders and the detectors.
+    first_feat: Feat,
     rest: Vec<String>,
 }
 
 impl<'v> Variants<'v> {
+    /// The value after transport decoding, with its features; what the decoders make of it.
+    fn new(first: &'v str, plus: bool) -> Variants<'v> {
+        let first_feat = Feat::of(first);
+        Variants {
+            first,
+            first_feat,
+            rest: decode::decoded_forms(first, first_feat, plus),
+        }
+    }
+
+    /// Features of the first form.
+    pub(crate) fn first_feat(&self) -> Feat {
+        self.first_feat
+    }
+
     /// Every form, the transported one first.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.first).chain(self.rest.iter().map(String::as_str))
@@ -127,10 +145,7 @@ impl Sink<'_, '_> {
             origin,
             header,
             secret: secret || self.secret,
-            variants: Variants {
-                first: bounded,
-                rest: decode::decoded_forms(bounded, plus),
-            },
+            variants: Variants::new(bounded, plus),
             raw_bytes: None,
         });
     }
@@ -653,10 +668,7 @@ fn extract_body(body: &[u8], content_type: Option<&str>, sink: &mut Sink<'_, '_>
             origin: Origin::RawBody,
             header: None,
             secret: false,
-            variants: Variants {
-                first: bounded,
-                rest: decode::decoded_forms(bounded, false),
-            },
+            variants: Variants::new(bounded, false),
             raw_bytes: Some(&body[..body.len().min(sink.limits.max_file_bytes.max(64))]),
         });
     }
@@ -975,6 +987,7 @@ fn extract_multipart(text: &str, boundary: &str, sink: &mut Sink<'_, '_>) {
                         secret: false,
                         variants: Variants {
                             first: bound,
+                            first_feat: Feat::ALL,
                             rest: Vec::new(),
                         },
                         raw_bytes: None,

@@ -93,34 +93,66 @@ pub(crate) fn judge(value: &Value<'_>) -> Vec<Hit> {
     if let Some(bytes) = value.raw_bytes {
         misc::deserialization_bytes(bytes, &mut sink);
     }
-    for v in value.variants.iter() {
-        judge_memo(v, value.origin, &mut sink);
+    for (i, v) in value.variants.iter().enumerate() {
+        let feat = (i == 0).then_some(value.variants.first_feat());
+        judge_memo(v, value.origin, &mut sink, feat);
     }
     sink.into_hits()
 }
 
 /// Longest value whose verdict is remembered.
 const MEMO_MAX_LEN: usize = 64;
-/// Remembered verdicts per thread; the table is emptied when it fills, so memory stays
-/// bounded and a flood of unique values only costs what it would without the memo.
-const MEMO_CAPACITY: usize = 4096;
+/// Slots of the per-thread memo (a power of two).
+const MEMO_SLOTS: usize = 4096;
+
+/// Remembered verdicts of one thread, direct-mapped: a value's slot is chosen by a keyed
+/// hash and a new value takes the slot over. A lookup is one hash and one comparison
+/// whatever the traffic, memory stays bounded, and values made to collide only cost the
+/// misses they cause.
+struct Memo {
+    seed: u64,
+    slots: Vec<Option<MemoEntry>>,
+}
+
+struct MemoEntry {
+    origin: Origin,
+    header: Option<String>,
+    text: String,
+    hits: Vec<Hit>,
+}
+
+impl Memo {
+    fn slot(&self, origin: Origin, header: Option<&str>, text: &str) -> usize {
+        use std::hash::Hasher;
+        let mut h = WordHasher(self.seed);
+        h.write_u8(origin as u8);
+        h.write(header.unwrap_or("").as_bytes());
+        h.write_u8(0xff);
+        h.write(text.as_bytes());
+        // The high bits of a multiplicative hash depend on every input bit.
+        (h.finish() >> (64 - MEMO_SLOTS.trailing_zeros())) as usize
+    }
+}
 
 thread_local! {
-    static MEMO: std::cell::RefCell<(String, std::collections::HashMap<String, Vec<Hit>>)> =
-        std::cell::RefCell::new((String::new(), std::collections::HashMap::new()));
+    static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo {
+        seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u64),
+        slots: Vec::new(),
+    });
 }
 
 /// `judge_text` with a per-thread memo for short word-only values. Parameter, cookie and
 /// JSON key names, path segments and enumerated values repeat from request to request,
 /// and a detector's verdict is a pure function of (text, origin, header), so the second
 /// time costs one hash lookup. Hits are replayed through the sink in their original
-/// order, which keeps its strongest-per-class rule exact.
-fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
+/// order, which keeps its strongest-per-class rule exact. `feat` is `Feat::of(text)` when
+/// the caller has it.
+fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat>) {
     if text.len() > MEMO_MAX_LEN {
-        judge_text_with(text, origin, sink, None);
+        judge_text_with(text, origin, sink, feat);
         return;
     }
-    let f = Feat::of(text);
+    let f = feat.unwrap_or_else(|| Feat::of(text));
     if !f.inert() {
         judge_text_with(text, origin, sink, Some(f));
         return;
@@ -132,16 +164,16 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
         }
     };
     let found = MEMO.with(|m| {
-        let mut m = m.borrow_mut();
-        let (key, map) = &mut *m;
-        key.clear();
-        key.push(char::from(b'A' + origin as u8));
-        key.push_str(header.unwrap_or(""));
-        key.push('\0');
-        key.push_str(text);
-        map.get(key.as_str())
-            .map(|hits| replay(hits, sink))
-            .is_some()
+        let m = m.borrow();
+        match m.slots.get(m.slot(origin, header, text)) {
+            Some(Some(e))
+                if e.origin == origin && e.header.as_deref() == header && e.text == text =>
+            {
+                replay(&e.hits, sink);
+                true
+            }
+            _ => false,
+        }
     });
     if found {
         return;
@@ -152,11 +184,16 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>) {
     replay(&hits, sink);
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
-        let (key, map) = &mut *m;
-        if map.len() >= MEMO_CAPACITY {
-            map.clear();
+        if m.slots.is_empty() {
+            m.slots.resize_with(MEMO_SLOTS, || None);
         }
-        map.insert(key.clone(), hits);
+        let slot = m.slot(origin, header, text);
+        m.slots[slot] = Some(MemoEntry {
+            origin,
+            header: header.map(str::to_string),
+            text: text.to_string(),
+            hits,
+        });
     });
 }
 
@@ -713,17 +750,22 @@ mod cost_probe {
 /// instruction counts per detector under callgrind, which machine load does not skew:
 /// `PROBE_VALUE='…' valgrind --tool=callgrind --collect-atstart=no
 /// --toggle-collect='*probe_loop' <unit test binary> icount_probe --ignored`, divided by
-/// `PROBE_N` + 1 (1000 by default). The first call, which builds the automata, runs
-/// before.
+/// `PROBE_N` (1000 by default). The first call, which builds the automata, runs
+/// before. `PROBE_MEMO=1` goes through the per-thread memo.
 #[cfg(test)]
 mod icount_probe {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn judge_n(v: &str, n: usize) {
+        let memo = std::env::var_os("PROBE_MEMO").is_some();
         for _ in 0..n {
             let mut sink = Sink::new(Origin::JsonValue, None);
-            judge_text(std::hint::black_box(v), Origin::JsonValue, &mut sink);
+            if memo {
+                judge_memo(std::hint::black_box(v), Origin::JsonValue, &mut sink, None);
+            } else {
+                judge_text(std::hint::black_box(v), Origin::JsonValue, &mut sink);
+            }
             std::hint::black_box(sink.hits.len());
         }
     }
