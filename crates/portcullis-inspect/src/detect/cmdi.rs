@@ -1491,12 +1491,11 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             if rest
                 .trim_start()
                 .starts_with([';', '|', '&', '`', '$', '\n'])
+                && !no_command_word(rest, f)
             {
-                if !no_command_word(rest, f) {
-                    let tokens = tokenize(rest);
-                    let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
-                    best.consider((sc.saturating_sub(5), rule));
-                }
+                let tokens = tokenize(rest);
+                let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
+                best.consider((sc.saturating_sub(5), rule));
             }
         }
     }

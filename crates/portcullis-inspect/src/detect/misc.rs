@@ -1102,12 +1102,12 @@ pub(crate) fn crlf(text: &str, sink: &mut Sink) {
 
 pub(crate) fn xxe(text: &str, lower: &str, sink: &mut Sink) {
     let f = sink.feat;
-    if !(f.any(Feat::LT) && lower.contains("<!"))
-        && !lower.contains("xinclude")
-        && !(f.any(Feat::COLON) && lower.contains("xi:include"))
-        && !(f.any(Feat::OTHER) && lower.contains("!entity"))
-        && !lower.contains("schemalocation")
-    {
+    let markup = f.any(Feat::LT) && lower.contains("<!")
+        || lower.contains("xinclude")
+        || f.any(Feat::COLON) && lower.contains("xi:include")
+        || f.any(Feat::OTHER) && lower.contains("!entity")
+        || lower.contains("schemalocation");
+    if !markup {
         return;
     }
     if lower.contains("!entity")
