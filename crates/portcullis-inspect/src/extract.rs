@@ -453,24 +453,44 @@ fn benign_user_agent(ua: &str) -> bool {
     if depth != 0 {
         return false;
     }
-    // Outside comments every token is `product/version`.
-    let mut top = String::with_capacity(b.len());
+    // Outside comments every token is `product/version`: one `/` with text on both
+    // sides. Tokens end at a space and at every `)`; comments are skipped.
     let mut d = 0u32;
+    let (mut len, mut slashes, mut first_slash) = (0usize, 0u32, 0usize);
+    let product = |len: usize, slashes: u32, first: usize| {
+        len == 0 || slashes == 1 && first > 0 && first + 1 < len
+    };
     for &c in b {
-        match c {
-            b'(' => d += 1,
+        let boundary = match c {
+            b'(' => {
+                d += 1;
+                false
+            }
             b')' => {
                 d -= 1;
-                top.push(' ');
+                true
             }
-            _ if d == 0 => top.push(char::from(c)),
-            _ => {}
+            b' ' if d == 0 => true,
+            _ if d == 0 => {
+                if c == b'/' {
+                    if slashes == 0 {
+                        first_slash = len;
+                    }
+                    slashes += 1;
+                }
+                len += 1;
+                false
+            }
+            _ => false,
+        };
+        if boundary {
+            if !product(len, slashes, first_slash) {
+                return false;
+            }
+            (len, slashes) = (0, 0);
         }
     }
-    if !top.split_ascii_whitespace().all(|t| {
-        t.split_once('/')
-            .is_some_and(|(n, v)| !n.is_empty() && !v.is_empty() && !v.contains('/'))
-    }) {
+    if !product(len, slashes, first_slash) {
         return false;
     }
     !UA_SUSPECT_WORDS.any(ua)
@@ -570,10 +590,23 @@ fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_, '
         return false;
     };
     let token = token.trim();
+    // RFC 9110 token68 characters.
+    static TOKEN68: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] =
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/');
+            c += 1;
+        }
+        t
+    };
     let token68 = !token.is_empty()
-        && token.trim_end_matches('=').bytes().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        });
+        && token
+            .trim_end_matches('=')
+            .bytes()
+            .all(|c| TOKEN68[usize::from(c)]);
     if !token68
         || !scheme
             .bytes()
@@ -589,13 +622,20 @@ fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_, '
         sink.push_with(loc, Origin::Header, &text, false, Some(name), true);
         return true;
     }
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() == 3 && parts[..2].iter().all(|p| p.len() >= 4) {
+    // Exactly three dot-separated parts, without collecting them.
+    let mut parts = token.splitn(4, '.');
+    let jwt = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(header), Some(claims), Some(_), None) if header.len() >= 4 && claims.len() >= 4 => {
+            Some(header)
+        }
+        _ => None,
+    };
+    if let Some(header) = jwt {
         // The JOSE header is what a back end acts on before the signature is checked
         // (`kid` looked up in a database or on disk, `jku`/`x5u` fetched): judge it. The
         // claims are the issuer's and are verified by the authentication phase, which
         // runs before inspection.
-        let Some(bytes) = decode::base64_decode(parts[0]) else {
+        let Some(bytes) = decode::base64_decode(header) else {
             return false;
         };
         let text = decode::bytes_to_text(&bytes);

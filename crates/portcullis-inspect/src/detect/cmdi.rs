@@ -744,10 +744,10 @@ fn abs_bin_path(w: &str) -> bool {
 /// Whether `judge_words` over `tokenize(text)` is bound to find nothing, decided without
 /// tokenizing. Command positions are the start and what follows a separator (`;`, `|`,
 /// `&`, newline, backtick, `(`; a quote can hide a separator but never adds one), plus
-/// the argument of a wrapper. When the word at each of them is plain (no quote, escape,
-/// `$` or non-ASCII byte for the tokenizer to rewrite) and names no command or wrapper,
-/// or is the capitalised first word, no word can score. Anything else is left to the
-/// tokenizer (`{` too: it opens a command group).
+/// the argument of a wrapper. When the word at each of them (quotes removed as the
+/// tokenizer does; an escape, `$` or non-ASCII byte outside quotes is left to it) names
+/// no command or wrapper, or is the capitalised first word, no word can score. Anything
+/// else is left to the tokenizer (`{` too: it opens a command group).
 ///
 /// `f` holds the features of `text` or of a string `text` is part of.
 fn no_command_word(text: &str, f: Feat) -> bool {
@@ -771,19 +771,34 @@ fn no_command_word(text: &str, f: Feat) -> bool {
         if i >= b.len() || matches!(b[i], b')' | b'}') || separator(b[i]) {
             return true;
         }
+        // The word as the tokenizer builds it: a quote takes everything up to the same
+        // quote (or the end) literally, without the quotes.
         let mut j = i;
-        while j < b.len()
-            && b[j].is_ascii()
-            && !delimiter(b[j])
-            && !separator(b[j])
-            && !matches!(b[j], b'$' | b'\\' | b'\'' | b'"')
-        {
+        let mut unquoted: Option<String> = None;
+        while j < b.len() {
+            let c = b[j];
+            if c == b'\'' || c == b'"' {
+                let w = unquoted.get_or_insert_with(|| text[i..j].to_string());
+                let close = b[j + 1..]
+                    .iter()
+                    .position(|&x| x == c)
+                    .map_or(b.len(), |p| j + 1 + p);
+                w.push_str(&text[j + 1..close]);
+                j = close + 1;
+                continue;
+            }
+            if !c.is_ascii() || delimiter(c) || separator(c) || matches!(c, b'$' | b'\\') {
+                break;
+            }
+            if let Some(w) = unquoted.as_mut() {
+                w.push(char::from(c));
+            }
             j += 1;
         }
         if j == i || j < b.len() && !delimiter(b[j]) && !separator(b[j]) {
             return false;
         }
-        let word = &text[i..j];
+        let word = unquoted.as_deref().unwrap_or(&text[i..j.min(b.len())]);
         if at == 0 && word.bytes().any(|c| c.is_ascii_uppercase()) {
             return true;
         }
