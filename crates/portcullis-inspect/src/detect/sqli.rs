@@ -370,7 +370,18 @@ static STRONG_FUNC_SET: WordSet = WordSet::new(STRONG_FUNCS);
 static SYSTEM_OBJECT_SET: WordSet = WordSet::new(SYSTEM_OBJECTS);
 
 fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+    // By table: the lexer asks this for every byte of every word.
+    static WORD: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+            i += 1;
+        }
+        t
+    };
+    WORD[usize::from(c)]
 }
 
 /// The first `n` characters of `s`.
