@@ -709,8 +709,15 @@ fn php_object_marker(b: &[u8]) -> bool {
 pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     // ASCII case folding leaves whitespace alone, so both trim to the same bytes.
     let (t, lower) = (text.trim(), lower.trim());
-    if !(deser_prefix(t) || php_object_marker(t.as_bytes()) || DESER_DICT.any(t)) {
-        let j = java_class_ref(t, lower);
+    // The PHP marker needs a colon and a class name a dot.
+    let f = sink.feat;
+    let php = f.any(Feat::COLON) && php_object_marker(t.as_bytes());
+    if !(deser_prefix(t) || php || DESER_DICT.any(t)) {
+        let j = if f.any(Feat::DOT) {
+            java_class_ref(t, lower)
+        } else {
+            0
+        };
         if j > 0 {
             sink.hit(Class::Deserialization, "deser.java-class", j, text);
         }
@@ -854,7 +861,11 @@ pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     {
         best.consider((85, "deser.polymorphic-type"));
     }
-    let j = java_class_ref(t, lower);
+    let j = if f.any(Feat::DOT) {
+        java_class_ref(t, lower)
+    } else {
+        0
+    };
     if j > 0 {
         best.consider((j, "deser.java-class"));
     }
@@ -1391,7 +1402,8 @@ fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
 }
 
 /// PHP in a value, read in lower case: PHP names and tags are case-insensitive.
-fn php_code(lower: &str) -> (u32, &'static str) {
+/// `f` holds the features of `lower`.
+fn php_code(lower: &str, f: Feat) -> (u32, &'static str) {
     let b = lower.as_bytes();
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
@@ -1400,7 +1412,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     };
     // Every open tag below starts with `<?`, every bracket tag holds `php`.
-    let open_tag = lower.contains("<?");
+    let open_tag = f.any(Feat::LT) && lower.contains("<?");
     if open_tag && (lower.contains("<?php") || lower.contains("<?=")) {
         bump(88, "code.php-open-tag");
     } else if let Some(p) = open_tag.then(|| lower.find("<?")).flatten() {
@@ -1436,7 +1448,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
     }
     // PHP builtins are snake_case with well-known prefixes: `file_exists(`, `curl_init(`.
     // It and the function-call loop below look at calls only: without `(`, skip both.
-    let call = lower.contains('(');
+    let call = f.any(Feat::PAREN) && lower.contains('(');
     if call {
         let mut i = 0;
         while i < b.len() {
@@ -1542,7 +1554,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     }
     // Every superglobal or wrapper has a `$` or a `:`; one scan says whether any is here.
-    let has_sg = (lower.contains('$') || lower.contains(':')) && PHP_SG_DICT.any(lower);
+    let has_sg = f.any(Feat::DOLLAR | Feat::COLON) && PHP_SG_DICT.any(lower);
     for sg in [
         "$_get",
         "$_post",
@@ -1654,7 +1666,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         bump(score, "code.php-function");
     }
     // Variable functions: `$x(`, `$x{0}(`, `$_aB['d'] (17)`, `${'x'}`.
-    let mut i = if lower.contains('$') { 0 } else { b.len() };
+    let mut i = if f.any(Feat::DOLLAR) { 0 } else { b.len() };
     while i < b.len() {
         if b[i] != b'$' {
             i += 1;
@@ -1738,6 +1750,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
     // `(system)('id')`, `[system][0](ls)`: a callable in brackets.
     let mut inner_clean = String::new();
     for (open, close) in [('(', ')'), ('[', ']')] {
+        if !f.any(Feat::PAREN | Feat::BRACKET) {
+            break;
+        }
         let mut from = 0;
         let mut guard = 0;
         while let Some(p) = lower[from..].find(open) {
@@ -2075,7 +2090,7 @@ pub(crate) fn code_injection(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 4 {
         return;
     }
-    let (a, ra) = php_code(lower);
+    let (a, ra) = php_code(lower, sink.feat);
     let (b, rb) = script_code(text, lower);
     let (s, r) = if a >= b { (a, ra) } else { (b, rb) };
     if s > 0 {

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{Dict, Sink, Strongest};
+use super::{Dict, Feat, Sink, Strongest};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -200,8 +200,11 @@ const DOT_DIRS: &[&str] = &[
 
 /// Normalises path punctuation: backslashes to `/`, strips NULs, lower-cases. `lower` is
 /// `s` in ASCII lower case, which is the answer for most values.
-fn normalise<'a>(s: &str, lower: &'a str) -> Cow<'a, str> {
-    if s.bytes().all(|c| c.is_ascii() && c != b'\\' && c != 0) && !lower.contains("0x") {
+fn normalise<'a>(s: &str, lower: &'a str, f: Feat) -> Cow<'a, str> {
+    // Without a backslash, control (NUL) or non-ASCII byte the loop below only lower-cases.
+    let plain = !f.any(Feat::BSLASH | Feat::CTRL | Feat::NONASCII)
+        || s.bytes().all(|c| c.is_ascii() && c != b'\\' && c != 0);
+    if plain && !lower.contains("0x") {
         return Cow::Borrowed(lower);
     }
     let mut out = String::with_capacity(s.len());
@@ -289,7 +292,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 3 {
         return;
     }
-    let p = normalise(text, lower);
+    let p = normalise(text, lower, sink.feat);
     let origin = sink.origin;
     let mut best = Strongest::NONE;
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
