@@ -444,8 +444,14 @@ pub(crate) fn ldapi(text: &str, sink: &mut Sink) {
             best = best.max(60);
         }
     }
-    // `val)&(cn=admin`, `*)!(sn=*`, `x)|(uid=*`: a new filter operator joined on.
-    let joined = text.contains('(') && text.contains(')') && text.contains(['&', '|', '!']) && {
+    // `val)&(cn=admin`, `*)!(sn=*`, `x)|(uid=*`: a new filter operator joined on. Each
+    // needs a `)` followed, across whitespace, by one of `&|!(`.
+    let joined = text.match_indices(')').any(|(p, _)| {
+        text[p + 1..]
+            .chars()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|c| matches!(c, '&' | '|' | '!' | '('))
+    }) && {
         let squeezed: String = text
             .chars()
             .filter(|c| !c.is_whitespace())

@@ -798,21 +798,46 @@ fn js_score(s: &str) -> (u32, &'static str) {
     best
 }
 
-/// Whether `js_score` can score anything in `lower` or in a suffix of it. Each of its
-/// rules needs a call or a template (`(`, `` ` ``), a subscript (`[`), `new Function`,
-/// or a member `.name` that is a DOM property or one written to (`.cookie =`); a comment
-/// between `.` and the name could hide the pair, so a comment means yes.
+/// Whether `js_score` can score anything in `lower` or in a suffix of it (the suffixes
+/// it is given start after a quote or `&{`, never inside a name). Each of its rules
+/// needs a sink name before a call or template, a subscript (`[`), `new Function`, or a
+/// member `.name` that is a DOM property or one written to (`.cookie =`); a comment
+/// between two tokens could hide a pair, so a comment means yes.
 fn js_possible(lower: &str, f: Feat) -> bool {
-    if f.any(Feat::PAREN | Feat::BACKTICK | Feat::BRACKET) && lower.contains(['(', '`', '['])
+    if f.any(Feat::BRACKET) && lower.contains('[')
         || lower.contains("function")
         || f.any(Feat::SLASH) && (lower.contains("/*") || lower.contains("//"))
     {
         return true;
     }
+    let b = lower.as_bytes();
+    // A call or a template counts after a sink name (a template also after `.call`,
+    // `.apply`, `.bind`): the identifier right before it, across whitespace.
+    if f.any(Feat::PAREN | Feat::BACKTICK) {
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        for (q, &c) in b.iter().enumerate() {
+            if c != b'(' && c != b'`' {
+                continue;
+            }
+            let mut end = q;
+            while end > 0 && b[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            let mut start = end;
+            while start > 0 && ident(b[start - 1]) {
+                start -= 1;
+            }
+            let name = &lower[start..end];
+            if SINK_CALL_SET.contains(name)
+                || c == b'`' && matches!(name, "call" | "apply" | "bind")
+            {
+                return true;
+            }
+        }
+    }
     if !f.any(Feat::DOT) {
         return false;
     }
-    let b = lower.as_bytes();
     let mut from = 0;
     while let Some(p) = lower[from..].find('.') {
         let mut i = from + p + 1;
