@@ -1381,6 +1381,30 @@ fn php_distinctive(name: &str) -> bool {
         )
 }
 
+/// Whether a `(` (or `=(`) follows, across whitespace, a name the call loops of
+/// `php_code` could act on: six characters or more, or a PHP builtin. With a comment
+/// anywhere (they may stand between a name and its `(`) the answer is yes.
+fn php_call_candidate(lower: &str) -> bool {
+    if lower.contains("/*") || lower.contains("//") || lower.contains('#') {
+        return true;
+    }
+    let b = lower.as_bytes();
+    let name_before = |mut end: usize| {
+        while end > 0 && b[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            start -= 1;
+        }
+        &lower[start..end]
+    };
+    lower.match_indices('(').any(|(q, _)| {
+        let candidate = |name: &str| name.len() >= 6 || php_func(name);
+        candidate(name_before(q)) || q > 0 && b[q - 1] == b'=' && candidate(name_before(q - 1))
+    })
+}
+
 /// Skips whitespace and C/shell comments; returns the next index.
 fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
     let mut guard = 0;
@@ -1454,7 +1478,7 @@ fn php_code(lower: &str, f: Feat) -> (u32, &'static str) {
     }
     // PHP builtins are snake_case with well-known prefixes: `file_exists(`, `curl_init(`.
     // It and the function-call loop below look at calls only: without `(`, skip both.
-    let call = f.any(Feat::PAREN) && lower.contains('(');
+    let call = f.any(Feat::PAREN) && lower.contains('(') && php_call_candidate(lower);
     if call {
         let mut i = 0;
         while i < b.len() {
