@@ -802,9 +802,11 @@ fn no_command_word(text: &str, f: Feat) -> bool {
         if at == 0 && word.bytes().any(|c| c.is_ascii_uppercase()) {
             return true;
         }
+        // After a plain `(` (a group, not `$(`) a weak command scores nothing.
+        let group = at >= 1 && b[at - 1] == b'(' && (at < 2 || b[at - 2] != b'$');
         let name = base_name(word);
         !(STRONG_SET.contains(&name)
-            || WEAK_SET.contains(&name)
+            || !group && WEAK_SET.contains(&name)
             || PREFIX_SET.contains(&name)
             || abs_bin_path(word))
     };

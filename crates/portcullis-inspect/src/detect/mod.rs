@@ -102,16 +102,19 @@ pub(crate) fn judge(value: &Value<'_>) -> Vec<Hit> {
 
 /// Longest value whose verdict is remembered.
 const MEMO_MAX_LEN: usize = 64;
-/// Slots of the per-thread memo (a power of two).
-const MEMO_SLOTS: usize = 4096;
+/// Sets of the per-thread memo (a power of two), each of `MEMO_WAYS` entries.
+const MEMO_SETS: usize = 1024;
+const MEMO_WAYS: usize = 4;
 
-/// Remembered verdicts of one thread, direct-mapped: a value's slot is chosen by a keyed
-/// hash and a new value takes the slot over. A lookup is one hash and one comparison
-/// whatever the traffic, memory stays bounded, and values made to collide only cost the
-/// misses they cause.
+/// Remembered verdicts of one thread, set-associative: a value's set is chosen by a
+/// keyed hash, and a new value takes over the set's entries in turn. A lookup is one
+/// hash and at most `MEMO_WAYS` comparisons whatever the traffic, memory stays bounded,
+/// and values made to collide only cost the misses they cause.
 struct Memo {
     seed: u64,
     slots: Vec<Option<MemoEntry>>,
+    /// Per set, the way the next new value takes.
+    next: Vec<u8>,
 }
 
 struct MemoEntry {
@@ -122,7 +125,8 @@ struct MemoEntry {
 }
 
 impl Memo {
-    fn slot(&self, origin: Origin, header: Option<&str>, text: &str) -> usize {
+    /// The first slot of the set of (origin, header, text).
+    fn set(&self, origin: Origin, header: Option<&str>, text: &str) -> usize {
         use std::hash::Hasher;
         let mut h = WordHasher(self.seed);
         h.write_u8(origin as u8);
@@ -130,7 +134,7 @@ impl Memo {
         h.write_u8(0xff);
         h.write(text.as_bytes());
         // The high bits of a multiplicative hash depend on every input bit.
-        (h.finish() >> (64 - MEMO_SLOTS.trailing_zeros())) as usize
+        (h.finish() >> (64 - MEMO_SETS.trailing_zeros())) as usize * MEMO_WAYS
     }
 }
 
@@ -138,6 +142,7 @@ thread_local! {
     static MEMO: std::cell::RefCell<Memo> = std::cell::RefCell::new(Memo {
         seed: std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), 0u64),
         slots: Vec::new(),
+        next: Vec::new(),
     });
 }
 
@@ -165,15 +170,13 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat
     };
     let found = MEMO.with(|m| {
         let m = m.borrow();
-        match m.slots.get(m.slot(origin, header, text)) {
-            Some(Some(e))
-                if e.origin == origin && e.header.as_deref() == header && e.text == text =>
-            {
-                replay(&e.hits, sink);
-                true
-            }
-            _ => false,
-        }
+        let set = m.set(origin, header, text);
+        let entry = m.slots.get(set..set + MEMO_WAYS).and_then(|ways| {
+            ways.iter()
+                .flatten()
+                .find(|e| e.text == text && e.origin == origin && e.header.as_deref() == header)
+        });
+        entry.map(|e| replay(&e.hits, sink)).is_some()
     });
     if found {
         return;
@@ -185,10 +188,13 @@ fn judge_memo(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat
     MEMO.with(|m| {
         let mut m = m.borrow_mut();
         if m.slots.is_empty() {
-            m.slots.resize_with(MEMO_SLOTS, || None);
+            m.slots.resize_with(MEMO_SETS * MEMO_WAYS, || None);
+            m.next.resize(MEMO_SETS, 0);
         }
-        let slot = m.slot(origin, header, text);
-        m.slots[slot] = Some(MemoEntry {
+        let set = m.set(origin, header, text);
+        let way = usize::from(m.next[set / MEMO_WAYS]);
+        m.next[set / MEMO_WAYS] = ((way + 1) % MEMO_WAYS) as u8;
+        m.slots[set + way] = Some(MemoEntry {
             origin,
             header: header.map(str::to_string),
             text: text.to_string(),
