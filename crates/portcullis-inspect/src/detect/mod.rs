@@ -489,6 +489,50 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
     misc::code_injection(text, lower, sink);
 }
 
+/// The detector families as benchmarked: each name with the detector it runs.
+pub(crate) const FAMILIES: [&str; 14] = [
+    "sqli",
+    "xss",
+    "cmdi",
+    "traversal",
+    "ssrf",
+    "jndi",
+    "ssti",
+    "nosqli",
+    "ldapi",
+    "deserialization",
+    "prototype-pollution",
+    "crlf",
+    "code-injection",
+    "xxe",
+];
+
+/// Runs one detector family over `text` as a JSON string value, without the engine's
+/// gates, and returns its strongest score (0 for an unknown family).
+pub(crate) fn run_family(family: &str, text: &str) -> u32 {
+    let mut sink = Sink::new(Origin::JsonValue, None);
+    sink.feat = Feat::of(text);
+    let lower = &*ascii_lower(text);
+    match family {
+        "sqli" => sqli::detect(text, lower, &mut sink),
+        "xss" => xss::detect(text, lower, &mut sink),
+        "cmdi" => cmdi::detect(text, lower, &mut sink),
+        "traversal" => traversal::detect(text, lower, &mut sink),
+        "ssrf" => ssrf::detect(text, lower, &mut sink),
+        "jndi" => misc::jndi(text, &mut sink),
+        "ssti" => misc::ssti(text, lower, &mut sink),
+        "nosqli" => misc::nosqli(text, &mut sink),
+        "ldapi" => misc::ldapi(text, &mut sink),
+        "deserialization" => misc::deserialization(text, lower, &mut sink),
+        "prototype-pollution" => misc::prototype_pollution(text, lower, &mut sink),
+        "crlf" => misc::crlf(text, &mut sink),
+        "code-injection" => misc::code_injection(text, lower, &mut sink),
+        "xxe" => misc::xxe(text, lower, &mut sink),
+        _ => {}
+    }
+    sink.hits.iter().map(|h| h.score).max().unwrap_or(0)
+}
+
 #[cfg(test)]
 pub(crate) fn score_of(text: &str, origin: Origin, class: Class) -> u32 {
     let mut sink = Sink::new(origin, None);
