@@ -270,6 +270,24 @@ const COMPACT_TARGETS: &[&str] = &[
 
 static SENSITIVE_DICT: Dict = Dict::new(SENSITIVE, false);
 
+/// Stream wrappers that include a file or code.
+static WRAPPER_SCHEMES: Dict = Dict::new(
+    &[
+        "php://filter",
+        "php://input",
+        "zip://",
+        "phar://",
+        "expect://",
+        "data://",
+        "glob://",
+        "file:///",
+        "jar:file:",
+        "netdoc:",
+        "compress.zlib://",
+    ],
+    false,
+);
+
 /// The first entry of `SENSITIVE` (in list order) that occurs at a path boundary.
 fn sensitive_hit(p: &str) -> Option<&'static str> {
     SENSITIVE_DICT
@@ -431,27 +449,9 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    // Wrapper schemes used for inclusion.
-    for scheme in if !p.contains(':') {
-        &[][..]
-    } else {
-        &[
-            "php://filter",
-            "php://input",
-            "zip://",
-            "phar://",
-            "expect://",
-            "data://",
-            "glob://",
-            "file:///",
-            "jar:file:",
-            "netdoc:",
-            "compress.zlib://",
-        ][..]
-    } {
-        if p.contains(scheme) {
-            best.consider((80, "traversal.wrapper-scheme"));
-        }
+    // Wrapper schemes used for inclusion (one scan for all of them).
+    if p.contains(':') && WRAPPER_SCHEMES.any(&p) {
+        best.consider((80, "traversal.wrapper-scheme"));
     }
     best.report(Class::Traversal, text, sink);
 }
