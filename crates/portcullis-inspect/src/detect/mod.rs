@@ -556,7 +556,6 @@ pub(crate) struct Dict {
 }
 
 struct DictIndex {
-    ac: aho_corasick::AhoCorasick,
     dfa: aho_corasick::dfa::DFA,
 }
 
@@ -580,17 +579,12 @@ impl Dict {
             .get_or_init(|| {
                 // A DFA: these dictionaries are small, and case-insensitive NFAs without
                 // a prefilter cost tens of ns per byte on every value.
-                let ac = aho_corasick::AhoCorasick::builder()
-                    .kind(Some(aho_corasick::AhoCorasickKind::DFA))
-                    .ascii_case_insensitive(self.nocase)
-                    .build(self.words)
-                    .ok()?;
                 let dfa = aho_corasick::dfa::DFA::builder()
                     .ascii_case_insensitive(self.nocase)
                     .prefilter(false)
                     .build(self.words)
                     .ok()?;
-                Some(DictIndex { ac, dfa })
+                Some(DictIndex { dfa })
             })
             .as_ref()
     }
@@ -600,12 +594,19 @@ impl Dict {
         match self.index() {
             // The overlapping search has no prefilter; most values hold no word at all,
             // and the plain search says so at a fraction of the cost.
-            Some(index) if holds_word(&index.dfa, hay.as_bytes()) => index
-                .ac
-                .find_overlapping_iter(hay)
-                .take(limit)
-                .map(|m| (m.pattern().as_usize(), m.start()))
-                .collect(),
+            Some(index) if holds_word(&index.dfa, hay.as_bytes()) => {
+                use aho_corasick::automaton::Automaton;
+                match index
+                    .dfa
+                    .try_find_overlapping_iter(aho_corasick::Input::new(hay))
+                {
+                    Ok(matches) => matches
+                        .take(limit)
+                        .map(|m| (m.pattern().as_usize(), m.start()))
+                        .collect(),
+                    Err(_) => Vec::new(),
+                }
+            }
             _ => Vec::new(),
         }
     }
