@@ -440,14 +440,19 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
     let mut seen_percent = false;
     for _ in 0..MAX_ROUNDS {
         let had_percent = cur.contains('%');
-        let mut next = url_decode(&cur, plus_is_space && seen_percent).into_owned();
+        let mut next = url_decode(&cur, plus_is_space && seen_percent);
         seen_percent |= had_percent && next != cur;
-        next = html_entities(&next);
-        next = js_unescape(&next);
+        // Each decoder is the identity without its marker: no copy then.
+        if next.contains('&') {
+            next = Cow::Owned(html_entities(&next));
+        }
+        if next.contains('\\') {
+            next = Cow::Owned(js_unescape(&next));
+        }
         if next == cur {
             break;
         }
-        cur = next;
+        cur = next.into_owned();
     }
     cur
 }
