@@ -475,8 +475,9 @@ pub(crate) fn decoded_forms(raw: &str, feat: Feat, plus_is_space: bool) -> Vec<S
     // fold: every decoder is the identity, so only base64 is left to try.
     let markers = feat.any(Feat::PCT | Feat::AMP | Feat::BSLASH | Feat::PLUS | Feat::NONASCII);
     if !markers {
-        // Punctuation that base64 does not use survives any trim: not plausible.
-        if !feat.any(NOT_BASE64) {
+        // Punctuation that base64 does not use survives any trim, and plausible base64
+        // mixes cases: without an upper-case letter it is not plausible.
+        if !feat.any(NOT_BASE64) && feat.any(Feat::UPPER) {
             push_base64(raw, &mut out);
         }
         return out;

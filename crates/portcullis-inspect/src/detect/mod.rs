@@ -243,18 +243,22 @@ impl Feat {
     pub(crate) const DIGIT: u64 = 1 << 26;
     pub(crate) const ALPHA: u64 = 1 << 27;
     pub(crate) const UNDERSCORE: u64 = 1 << 28;
+    /// An upper-case ASCII letter (set together with `ALPHA`).
+    pub(crate) const UPPER: u64 = 1 << 29;
 
     /// Every feature: what a detector must assume of a form it knows nothing about.
     pub(crate) const ALL: Feat = Feat(u64::MAX);
 
     /// Features that make a value more than words: anything but letters, digits,
     /// spaces, `_`, `.`, `,` and an in-word `-`.
-    const ACTIVE: u64 = !(Feat::DIGIT | Feat::ALPHA | Feat::SPACE | Feat::UNDERSCORE | Feat::DOT);
+    const ACTIVE: u64 =
+        !(Feat::DIGIT | Feat::ALPHA | Feat::UPPER | Feat::SPACE | Feat::UNDERSCORE | Feat::DOT);
 
     /// The feature of one byte; `-` is decided by its neighbours in [`Feat::of`].
     const fn of_byte(c: u8) -> u64 {
         match c {
-            b'a'..=b'z' | b'A'..=b'Z' => Feat::ALPHA,
+            b'a'..=b'z' => Feat::ALPHA,
+            b'A'..=b'Z' => Feat::ALPHA | Feat::UPPER,
             b'0'..=b'9' => Feat::DIGIT,
             b' ' => Feat::SPACE,
             b'_' => Feat::UNDERSCORE,
