@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{Feat, Sink, Strongest, WordSet};
+use super::{Feat, Sink, Strongest, WordSet, Words};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -1234,10 +1234,10 @@ const PS_TRIGGERS: &[&str] = &[
     "[system.",
     "[convert]::",
 ];
-static PS_DICT: super::Dict = super::Dict::new(PS_TRIGGERS, false);
+pub(super) static PS_DICT: super::Dict = super::Dict::new(PS_TRIGGERS, false);
 
-fn powershell(lower: &str) -> u32 {
-    if !PS_DICT.any(lower) {
+fn powershell(lower: &str, words: Words) -> u32 {
+    if !PS_DICT.any_in(lower, words) {
         return 0;
     }
     let mut best = 0;
@@ -1544,7 +1544,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         || f.any(Feat::PAREN) && lower.contains('(')
         || f.any(Feat::BRACKET) && lower.contains('[')
     {
-        best.consider((powershell(lower), "cmdi.powershell"));
+        best.consider((powershell(lower, sink.words), "cmdi.powershell"));
     }
     if f.any(Feat::PCT)
         && (lower.contains("%comspec%")

@@ -2,7 +2,7 @@
 //! operators, LDAP filters, serialized objects, prototype pollution, CR/LF injection,
 //! XML entities, interpreted-code injection (PHP, JavaScript, Python, Ruby, Java).
 
-use super::{Dict, Feat, Sink, Strongest, WordSet};
+use super::{Dict, Feat, Sink, Strongest, WordSet, Words};
 use crate::decode;
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -571,14 +571,15 @@ const JAVA_PACKAGES: &[&str] = &[
     "javax.naming",
 ];
 
-static JAVA_DICT: Dict = Dict::new(JAVA_PACKAGES, true);
+pub(super) static JAVA_DICT: Dict = Dict::new(JAVA_PACKAGES, true);
 
-fn java_class_ref(text: &str, lower: &str) -> u32 {
+/// `words`: the dictionaries with a word in the value `lower` is part of.
+fn java_class_ref(text: &str, lower: &str, words: Words) -> u32 {
     if !text.contains('.') {
         return 0;
     }
     let mut best = 0;
-    for (idx, at) in JAVA_DICT.occurrences(lower, 64) {
+    for (idx, at) in JAVA_DICT.occurrences_in(lower, 64, words) {
         let pkg = JAVA_PACKAGES[idx];
         {
             let boundary = at == 0
@@ -674,7 +675,7 @@ const DESER_MARKERS: &[&str] = &[
     "instantiatetransformer",
     "beanshell",
 ];
-static DESER_DICT: Dict = Dict::new(DESER_MARKERS, true);
+pub(super) static DESER_DICT: Dict = Dict::new(DESER_MARKERS, true);
 
 /// The starts of values that the anchored rules below look for.
 fn deser_prefix(t: &str) -> bool {
@@ -718,9 +719,9 @@ pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     // The PHP marker needs a colon and a class name a dot.
     let f = sink.feat;
     let php = f.any(Feat::COLON) && php_object_marker(t.as_bytes());
-    if !(deser_prefix(t) || php || DESER_DICT.any(t)) {
+    if !(deser_prefix(t) || php || DESER_DICT.any_in(t, sink.words)) {
         let j = if f.any(Feat::DOT) {
-            java_class_ref(t, lower)
+            java_class_ref(t, lower, sink.words)
         } else {
             0
         };
@@ -868,7 +869,7 @@ pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((85, "deser.polymorphic-type"));
     }
     let j = if f.any(Feat::DOT) {
-        java_class_ref(t, lower)
+        java_class_ref(t, lower, sink.words)
     } else {
         0
     };
@@ -1291,7 +1292,7 @@ fn php_func(name: &str) -> bool {
 }
 
 /// The superglobals and stream wrappers `php_code` looks for.
-static PHP_SG_DICT: Dict = Dict::new(
+pub(super) static PHP_SG_DICT: Dict = Dict::new(
     &[
         "$_get",
         "$_post",
@@ -1432,8 +1433,8 @@ fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
 }
 
 /// PHP in a value, read in lower case: PHP names and tags are case-insensitive.
-/// `f` holds the features of `lower`.
-fn php_code(lower: &str, f: Feat) -> (u32, &'static str) {
+/// `f` holds the features of `lower`, `words` its dictionaries with a word.
+fn php_code(lower: &str, f: Feat, words: Words) -> (u32, &'static str) {
     let b = lower.as_bytes();
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
@@ -1584,7 +1585,7 @@ fn php_code(lower: &str, f: Feat) -> (u32, &'static str) {
         }
     }
     // Every superglobal or wrapper has a `$` or a `:`; one scan says whether any is here.
-    let has_sg = f.any(Feat::DOLLAR | Feat::COLON) && PHP_SG_DICT.any(lower);
+    let has_sg = f.any(Feat::DOLLAR | Feat::COLON) && PHP_SG_DICT.any_in(lower, words);
     for sg in [
         "$_get",
         "$_post",
@@ -1882,10 +1883,10 @@ const SCRIPT_TRIGGERS: &[&str] = &[
     "fs.",
     "getdeclaredmethod",
 ];
-static SCRIPT_DICT: Dict = Dict::new(SCRIPT_TRIGGERS, true);
+pub(super) static SCRIPT_DICT: Dict = Dict::new(SCRIPT_TRIGGERS, true);
 
-fn script_code(text: &str, lower: &str) -> (u32, &'static str) {
-    if !SCRIPT_DICT.any(text) {
+fn script_code(text: &str, lower: &str, words: Words) -> (u32, &'static str) {
+    if !SCRIPT_DICT.any_in(text, words) {
         return (0, "");
     }
     let compact: String = lower
@@ -2120,8 +2121,8 @@ pub(crate) fn code_injection(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 4 {
         return;
     }
-    let (a, ra) = php_code(lower, sink.feat);
-    let (b, rb) = script_code(text, lower);
+    let (a, ra) = php_code(lower, sink.feat, sink.words);
+    let (b, rb) = script_code(text, lower, sink.words);
     let (s, r) = if a >= b { (a, ra) } else { (b, rb) };
     if s > 0 {
         sink.hit(Class::CodeInjection, r, s, text);

@@ -30,6 +30,8 @@ pub(crate) struct Sink<'a> {
     /// Features of the form being judged ([`Feat::ALL`] when not computed): a detector
     /// may skip a search for a character the form does not hold.
     pub feat: Feat,
+    /// Dictionaries with a word in the form being judged ([`Words::ALL`] when not scanned).
+    pub words: Words,
 }
 
 impl Sink<'_> {
@@ -39,6 +41,7 @@ impl Sink<'_> {
             origin,
             header,
             feat: Feat::ALL,
+            words: Words::ALL,
         }
     }
 
@@ -344,6 +347,7 @@ fn judge_text(text: &str, origin: Origin, sink: &mut Sink<'_>) {
 /// `judge_text` with the features of `text` when the caller has them already.
 fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option<Feat>) {
     sink.feat = Feat::ALL;
+    sink.words = Words::ALL;
     let lower = &*ascii_lower(text);
     if origin == Origin::PathFull {
         traversal::detect(text, lower, sink);
@@ -378,6 +382,7 @@ fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option
     }
     let f = feat.unwrap_or_else(|| Feat::of(text));
     sink.feat = f;
+    sink.words = Words::of(lower);
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;
@@ -615,12 +620,108 @@ impl Dict {
         }
     }
 
+    /// [`Dict::any`] for a part of the value `words` was scanned from (or any string
+    /// with `Words::ALL`).
+    pub(crate) fn any_in(&self, hay: &str, words: Words) -> bool {
+        words.may_hold(self) && self.any(hay)
+    }
+
+    /// [`Dict::occurrences`] for a part of the value `words` was scanned from.
+    pub(crate) fn occurrences_in(
+        &self,
+        hay: &str,
+        limit: usize,
+        words: Words,
+    ) -> Vec<(usize, usize)> {
+        if words.may_hold(self) {
+            self.occurrences(hay, limit)
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Whether any word occurs in `hay`.
     pub(crate) fn any(&self, hay: &str) -> bool {
         self.index()
             .is_some_and(|index| holds_word(&index.dfa, hay.as_bytes()))
     }
 }
+
+/// Which of the dictionaries in [`SCANNED`] have a word in one value: the value's lower-case
+/// form is scanned once for all of them, and a dictionary with no word there is not
+/// scanned again ([`Words::ALL`] when nothing is known).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Words(u32);
+
+impl Words {
+    /// Every dictionary may hold a word: what a detector must assume without a scan.
+    pub(crate) const ALL: Words = Words(u32::MAX);
+
+    /// Whether `dict` may have a word in the value (it is not in [`SCANNED`], or the scan
+    /// found one of its words).
+    fn may_hold(self, dict: &Dict) -> bool {
+        match SCANNED.iter().position(|d| std::ptr::eq(*d, dict)) {
+            Some(i) => self.0 & (1 << i) != 0,
+            None => true,
+        }
+    }
+
+    /// Scans `lower` (a value in ASCII lower case) for the words of every dictionary in
+    /// [`SCANNED`].
+    pub(crate) fn of(lower: &str) -> Words {
+        use aho_corasick::automaton::Automaton;
+        use aho_corasick::Anchored;
+        static ALL_WORDS: std::sync::OnceLock<Option<(aho_corasick::dfa::DFA, Vec<u8>)>> =
+            std::sync::OnceLock::new();
+        let Some((dfa, owner)) = ALL_WORDS
+            .get_or_init(|| {
+                let mut words = Vec::new();
+                let mut owner = Vec::new();
+                for (i, d) in SCANNED.iter().enumerate() {
+                    for w in d.words {
+                        // Every list is lower case or matched without case: the lower-case
+                        // word occurs in the lower-case value whenever the word does.
+                        words.push(w.to_ascii_lowercase());
+                        owner.push(i as u8);
+                    }
+                }
+                let dfa = aho_corasick::dfa::DFA::builder()
+                    .prefilter(false)
+                    .build(&words)
+                    .ok()?;
+                Some((dfa, owner))
+            })
+            .as_ref()
+        else {
+            return Words::ALL;
+        };
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return Words::ALL;
+        };
+        let mut found = 0u32;
+        for &b in lower.as_bytes() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                for m in 0..dfa.match_len(sid) {
+                    found |= 1 << owner[dfa.match_pattern(sid, m).as_usize()];
+                }
+            }
+        }
+        Words(found)
+    }
+}
+
+/// The dictionaries [`Words::of`] scans for: those the generic path consults on most
+/// values.
+static SCANNED: [&Dict; 7] = [
+    &misc::DESER_DICT,
+    &misc::JAVA_DICT,
+    &misc::SCRIPT_DICT,
+    &misc::PHP_SG_DICT,
+    &cmdi::PS_DICT,
+    &traversal::SENSITIVE_DICT,
+    &traversal::WRAPPER_SCHEMES,
+];
 
 /// Whether the (standard match semantics) DFA matches anywhere in `hay`.
 fn holds_word(dfa: &aho_corasick::dfa::DFA, hay: &[u8]) -> bool {

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use super::{Dict, Feat, Sink, Strongest};
+use super::{Dict, Feat, Sink, Strongest, Words};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -268,10 +268,10 @@ const COMPACT_TARGETS: &[&str] = &[
     "procself",
 ];
 
-static SENSITIVE_DICT: Dict = Dict::new(SENSITIVE, false);
+pub(super) static SENSITIVE_DICT: Dict = Dict::new(SENSITIVE, false);
 
 /// Stream wrappers that include a file or code.
-static WRAPPER_SCHEMES: Dict = Dict::new(
+pub(super) static WRAPPER_SCHEMES: Dict = Dict::new(
     &[
         "php://filter",
         "php://input",
@@ -289,9 +289,11 @@ static WRAPPER_SCHEMES: Dict = Dict::new(
 );
 
 /// The first entry of `SENSITIVE` (in list order) that occurs at a path boundary.
-fn sensitive_hit(p: &str) -> Option<&'static str> {
+/// `words`: the dictionaries with a word in the value `p` is (when `p` is its lower-case
+/// form).
+fn sensitive_hit(p: &str, words: Words) -> Option<&'static str> {
     SENSITIVE_DICT
-        .occurrences(p, 256)
+        .occurrences_in(p, 256, words)
         .into_iter()
         .filter(|&(_, pos)| {
             pos == 0
@@ -311,6 +313,11 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     let p = normalise(text, lower, sink.feat);
+    // The dictionary scan of the value applies to `p` only when normalising changed nothing.
+    let words = match p {
+        Cow::Borrowed(_) => sink.words,
+        Cow::Owned(_) => Words::ALL,
+    };
     let origin = sink.origin;
     let mut best = Strongest::NONE;
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
@@ -322,7 +329,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     } else {
         0
     };
-    let sensitive = sensitive_hit(&p);
+    let sensitive = sensitive_hit(&p, words);
     let looks_path = p.contains('/');
     if ups > 0 {
         let score = match (ups, sensitive.is_some()) {
@@ -450,7 +457,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Wrapper schemes used for inclusion (one scan for all of them).
-    if p.contains(':') && WRAPPER_SCHEMES.any(&p) {
+    if p.contains(':') && WRAPPER_SCHEMES.any_in(&p, words) {
         best.consider((80, "traversal.wrapper-scheme"));
     }
     best.report(Class::Traversal, text, sink);
