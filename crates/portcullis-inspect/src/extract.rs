@@ -355,7 +355,9 @@ fn extract_header(name: &str, value: &str, sink: &mut Sink<'_, '_>) {
         }
         return;
     }
-    let loc = format!("header.{name}");
+    let mut loc = String::with_capacity(7 + name.len());
+    loc.push_str("header.");
+    loc.push_str(name);
     if name == "user-agent" && benign_user_agent(value) {
         // A product/version list with plain comments: nothing in it can be code, but the
         // product may be an attack tool.
@@ -640,7 +642,7 @@ fn extract_credentials(name: &str, loc: &str, value: &str, sink: &mut Sink<'_, '
         };
         let text = decode::bytes_to_text(&bytes);
         let was = std::mem::replace(&mut sink.secret, true);
-        let ok = extract_json_text(&text, &format!("{loc}.jwt"), sink);
+        let ok = extract_json_text(&text, &[loc, ".jwt"].concat(), sink);
         sink.secret = was;
         return ok;
     }
