@@ -382,11 +382,11 @@ fn judge_text_with(text: &str, origin: Origin, sink: &mut Sink<'_>, feat: Option
     }
     let f = feat.unwrap_or_else(|| Feat::of(text));
     sink.feat = f;
-    sink.words = Words::of(lower);
     if f.inert() {
         judge_words(text, lower, f, sink);
         return;
     }
+    sink.words = Words::of(lower);
     // Each gate names the characters a detector's language cannot do without; the
     // detectors keep their own finer checks.
     sqli::detect(text, lower, sink);
@@ -486,6 +486,7 @@ fn judge_words(text: &str, lower: &str, f: Feat, sink: &mut Sink<'_>) {
         }
         return;
     }
+    sink.words = Words::of(lower);
     sqli::detect(text, lower, sink);
     xss::detect(text, lower, sink);
     cmdi::detect(text, lower, sink);
