@@ -186,36 +186,39 @@ impl Store {
             .bind(param(scan, now))
             .fetch(&self.inner.pool);
         while let Some(row) = rows.try_next().await? {
-            let hash: Vec<u8> = row.try_get(0)?;
-            let key_id: String = row.try_get(1)?;
-            let identity_id: String = row.try_get(2)?;
-            let scopes: String = row.try_get(3)?;
-            let roles: String = row.try_get(4)?;
-            let expires_at: Option<i64> = row.try_get(5)?;
-            let rotating_until: Option<i64> = row.try_get(6)?;
-            let revoked_at: Option<i64> = row.try_get(7)?;
-            let rate: Option<String> = row.try_get(8)?;
-            let quota: Option<String> = row.try_get(9)?;
-            let identity_roles: String = row.try_get(10)?;
-            let identity_rate: Option<String> = row.try_get(11)?;
-            let identity_quota: Option<String> = row.try_get(12)?;
-            visit.visit(&IndexRow {
-                hash: hash_of(&hash)?,
-                key_id: &key_id,
-                identity_id: &identity_id,
-                scopes: &scopes,
-                roles: &roles,
-                identity_roles: &identity_roles,
-                rate_limit_override: rate.as_deref(),
-                quota_override: quota.as_deref(),
-                identity_rate_limit_override: identity_rate.as_deref(),
-                identity_quota_override: identity_quota.as_deref(),
-                valid_until_ms: valid_until(expires_at, rotating_until),
-                revoked: revoked_at.is_some(),
-            });
+            visit_row(&row, &mut visit)?;
         }
         Ok(visit)
     }
+}
+
+/// Hands one row of [`statement`]'s columns, read through sqlx, to `visit`.
+fn visit_row<'r, R>(row: &'r R, visit: &mut impl IndexVisitor) -> Result<(), StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    &'r str: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    &'r [u8]: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let expires_at: Option<i64> = row.try_get(5)?;
+    let rotating_until: Option<i64> = row.try_get(6)?;
+    let revoked_at: Option<i64> = row.try_get(7)?;
+    visit.visit(&IndexRow {
+        hash: hash_of(row.try_get(0)?)?,
+        key_id: row.try_get(1)?,
+        identity_id: row.try_get(2)?,
+        scopes: row.try_get(3)?,
+        roles: row.try_get(4)?,
+        identity_roles: row.try_get(10)?,
+        rate_limit_override: row.try_get(8)?,
+        quota_override: row.try_get(9)?,
+        identity_rate_limit_override: row.try_get(11)?,
+        identity_quota_override: row.try_get(12)?,
+        valid_until_ms: valid_until(expires_at, rotating_until),
+        revoked: revoked_at.is_some(),
+    });
+    Ok(())
 }
 
 /// PostgreSQL through its own driver: the `Any` driver copies every value of every row.
@@ -231,23 +234,7 @@ where
     let sql = statement(scan, "$1");
     let mut rows = sqlx::query(&sql).bind(param(scan, now)).fetch(conn);
     while let Some(row) = rows.try_next().await? {
-        let expires_at: Option<i64> = row.try_get(5)?;
-        let rotating_until: Option<i64> = row.try_get(6)?;
-        let revoked_at: Option<i64> = row.try_get(7)?;
-        visit.visit(&IndexRow {
-            hash: hash_of(row.try_get(0)?)?,
-            key_id: row.try_get(1)?,
-            identity_id: row.try_get(2)?,
-            scopes: row.try_get(3)?,
-            roles: row.try_get(4)?,
-            identity_roles: row.try_get(10)?,
-            rate_limit_override: row.try_get(8)?,
-            quota_override: row.try_get(9)?,
-            identity_rate_limit_override: row.try_get(11)?,
-            identity_quota_override: row.try_get(12)?,
-            valid_until_ms: valid_until(expires_at, rotating_until),
-            revoked: revoked_at.is_some(),
-        });
+        visit_row(&row, &mut visit)?;
     }
     Ok(visit)
 }
