@@ -648,6 +648,11 @@ pub(crate) fn validate_override(
 }
 
 /// Checks a rate-limit and a quota override, in that order (see [`validate_override`]).
+/// The value an update field sets, if it sets one (`Some(None)` clears: no value to check).
+pub(crate) fn new_value(field: &Option<Option<String>>) -> Option<&str> {
+    field.as_ref().and_then(Option::as_deref)
+}
+
 pub(crate) fn validate_overrides(
     rate_limit_override: Option<&str>,
     quota_override: Option<&str>,

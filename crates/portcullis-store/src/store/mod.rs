@@ -321,11 +321,8 @@ impl Store {
             model::validate_metadata("metadata", metadata)?;
         }
         model::validate_overrides(
-            update
-                .rate_limit_override
-                .as_ref()
-                .and_then(Option::as_deref),
-            update.quota_override.as_ref().and_then(Option::as_deref),
+            model::new_value(&update.rate_limit_override),
+            model::new_value(&update.quota_override),
         )?;
         if update == IdentityUpdate::default() {
             return Err(StoreError::invalid("update", "nothing to change"));
@@ -544,11 +541,8 @@ impl Store {
             model::validate_metadata("metadata", metadata)?;
         }
         model::validate_overrides(
-            update
-                .rate_limit_override
-                .as_ref()
-                .and_then(Option::as_deref),
-            update.quota_override.as_ref().and_then(Option::as_deref),
+            model::new_value(&update.rate_limit_override),
+            model::new_value(&update.quota_override),
         )?;
         let mut tx = self.begin_lifecycle().await?;
         let now = self.now();
