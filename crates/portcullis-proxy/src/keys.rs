@@ -155,14 +155,33 @@ impl Shard {
 #[derive(Default)]
 struct EntryBuilder {
     /// Grants by the row texts they were built from.
-    grants: HashMap<String, Arc<Grants>>,
+    grants: Cache<String, Arc<Grants>>,
     /// Parsed scope and role lists by their stored JSON text.
-    tags: HashMap<String, Arc<[Arc<str>]>>,
-    strings: HashMap<Arc<str>, ()>,
+    tags: Cache<String, Arc<[Arc<str>]>>,
+    /// Identity ids, scopes and roles.
+    strings: Cache<Arc<str>, ()>,
     scratch: String,
 }
 
-const BUILDER_CACHE_LIMIT: usize = 1 << 16;
+/// A map that empties itself when it reaches [`Cache::LIMIT`] entries.
+struct Cache<K, V>(HashMap<K, V>);
+
+impl<K, V> Default for Cache<K, V> {
+    fn default() -> Self {
+        Cache(HashMap::new())
+    }
+}
+
+impl<K: std::hash::Hash + Eq, V> Cache<K, V> {
+    const LIMIT: usize = 1 << 16;
+
+    fn insert(&mut self, key: K, value: V) {
+        if self.0.len() >= Self::LIMIT {
+            self.0.clear();
+        }
+        self.0.insert(key, value);
+    }
+}
 
 impl EntryBuilder {
     fn entry(&mut self, row: &IndexRow<'_>) -> Entry {
@@ -193,13 +212,10 @@ impl EntryBuilder {
             text.push_str(part.unwrap_or("\u{1}"));
             text.push('\0');
         }
-        let grants = match self.grants.get(&text) {
+        let grants = match self.grants.0.get(&text) {
             Some(grants) => Arc::clone(grants),
             None => {
                 let grants = Arc::new(self.build_grants(row));
-                if self.grants.len() >= BUILDER_CACHE_LIMIT {
-                    self.grants.clear();
-                }
                 self.grants.insert(text.clone(), Arc::clone(&grants));
                 grants
             }
@@ -231,7 +247,7 @@ impl EntryBuilder {
     }
 
     fn tags(&mut self, text: &str) -> Arc<[Arc<str>]> {
-        if let Some(tags) = self.tags.get(text) {
+        if let Some(tags) = self.tags.0.get(text) {
             return Arc::clone(tags);
         }
         let parsed: Arc<[Arc<str>]> = match parse_tags(text) {
@@ -242,21 +258,15 @@ impl EntryBuilder {
                 Arc::from([])
             }
         };
-        if self.tags.len() >= BUILDER_CACHE_LIMIT {
-            self.tags.clear();
-        }
         self.tags.insert(text.to_owned(), Arc::clone(&parsed));
         parsed
     }
 
     fn string(&mut self, text: &str) -> Arc<str> {
-        if let Some((shared, ())) = self.strings.get_key_value(text) {
+        if let Some((shared, ())) = self.strings.0.get_key_value(text) {
             return Arc::clone(shared);
         }
         let shared: Arc<str> = Arc::from(text);
-        if self.strings.len() >= BUILDER_CACHE_LIMIT {
-            self.strings.clear();
-        }
         self.strings.insert(Arc::clone(&shared), ());
         shared
     }
