@@ -289,9 +289,8 @@ enum Change {
 pub struct KeyIndex {
     hasher: KeyHasher,
     shards: Box<[RwLock<Shard>]>,
-    /// The change counter value the index is complete up to. Held across a refresh, so
-    /// refreshes never interleave.
-    seq: tokio::sync::Mutex<i64>,
+    /// Held across a read of the store, so reads never interleave.
+    progress: tokio::sync::Mutex<Progress>,
     /// Usage not yet written: counts of keys removed from the index (revoked, expired) since
     /// the last batch, and batches the store failed to take.
     pending_usage: Mutex<Vec<UsageRecord>>,
@@ -303,7 +302,10 @@ impl KeyIndex {
         let index = Arc::new(KeyIndex {
             hasher: store.hasher().clone(),
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            seq: tokio::sync::Mutex::new(0),
+            progress: tokio::sync::Mutex::new(Progress {
+                seq: 0,
+                builder: EntryBuilder::default(),
+            }),
             pending_usage: Mutex::new(Vec::new()),
         });
         index.reload(store).await?;
@@ -325,9 +327,9 @@ impl KeyIndex {
     /// Reads every usable key again and replaces the whole index with them; returns the
     /// number of usable keys. Usage counted so far is kept.
     pub async fn reload(&self, store: &Store) -> Result<usize, StoreError> {
-        let mut seq = self.seq.lock().await;
+        let mut progress = self.progress.lock().await;
         let load = Load {
-            builder: EntryBuilder::default(),
+            builder: std::mem::take(&mut progress.builder),
             parts: (0..SHARDS).map(|_| Vec::new()).collect(),
             now_ms: Timestamp::now().unix_millis(),
         };
@@ -339,17 +341,20 @@ impl KeyIndex {
             let old = std::mem::replace(&mut *self.write(shard), fresh);
             self.keep_usage(old.entries);
         }
-        *seq = read_up_to;
+        *progress = Progress {
+            seq: read_up_to,
+            builder: load.builder,
+        };
         Ok(count)
     }
 
     /// Applies what changed in the store since the last read (see the module docs); returns
     /// how many changed rows were read.
     pub async fn refresh(&self, store: &Store) -> Result<usize, StoreError> {
-        let mut seq = self.seq.lock().await;
-        let since = *seq;
+        let mut progress = self.progress.lock().await;
+        let since = progress.seq;
         let read = ReadChanges {
-            builder: EntryBuilder::default(),
+            builder: std::mem::take(&mut progress.builder),
             changes: Vec::new(),
             now_ms: Timestamp::now().unix_millis(),
         };
@@ -359,7 +364,7 @@ impl KeyIndex {
         if read_up_to < since {
             // The counter went back: this is another database (restored, replaced). Read
             // everything again.
-            drop(seq);
+            drop(progress);
             tracing::warn!("the key store's change counter went back; reloading every key");
             return self.reload(store).await;
         }
@@ -373,7 +378,10 @@ impl KeyIndex {
                 }
             }
         }
-        *seq = read_up_to;
+        *progress = Progress {
+            seq: read_up_to,
+            builder: read.builder,
+        };
         Ok(count)
     }
 
@@ -474,6 +482,23 @@ impl KeyIndex {
     /// Whether no key is indexed.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// How far the index has read the store.
+struct Progress {
+    /// The change counter value the index is complete up to.
+    seq: i64,
+    /// Kept between reads, so that a key created later shares the grants (and strings) of
+    /// the keys already indexed.
+    builder: EntryBuilder,
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("seq", &self.seq)
+            .finish_non_exhaustive()
     }
 }
 
@@ -615,6 +640,13 @@ mod tests {
         }
         // Nothing changed since: nothing read.
         assert_eq!(index.refresh(&store).await.unwrap(), 0);
+        // A key created later shares the grants of the keys loaded at start.
+        let mut new = NewKey::for_identity(&acme.id);
+        new.scopes = vec!["orders:read".into()];
+        let (_, late) = store.create_key(new, &actor).await.unwrap();
+        assert_eq!(index.refresh(&store).await.unwrap(), 1);
+        let late = index.api_key(late.expose()).unwrap();
+        assert!(Arc::ptr_eq(&late.grants, &a.grants));
 
         // A rotated key and its replacement both work; an identity's new roles reach its keys.
         let (old, old_key) = &keys[1];
@@ -634,7 +666,7 @@ mod tests {
             .await
             .unwrap();
         index.refresh(&store).await.unwrap();
-        assert_eq!(index.len(), 76);
+        assert_eq!(index.len(), 77);
         let roles = |key: &str| -> Vec<String> {
             let principal = index.api_key(key).unwrap();
             principal
@@ -659,7 +691,7 @@ mod tests {
         assert_eq!(store.get_key(&used.id).await.unwrap().request_count, 4);
         // A full reload keeps the index and loses no count either.
         assert!(index.api_key(old_key.expose()).is_some());
-        assert_eq!(index.reload(&store).await.unwrap(), 75);
+        assert_eq!(index.reload(&store).await.unwrap(), 76);
         index.flush_usage(&store).await;
         // Looked up for the grants check, in the loop, for its roles and here.
         assert_eq!(store.get_key(&old.id).await.unwrap().request_count, 4);
