@@ -147,6 +147,46 @@ pub struct Grants {
     pub rate_override: Option<Rate>,
     /// The key's (else its identity's) quota, replacing the route's identity and key quotas.
     pub quota_override: Option<Quota>,
+    /// `identity` and the comma-separated `scopes` as header values, made once: they go
+    /// upstream with every request. `None` for text that cannot be a header value.
+    identity_header: Option<HeaderValue>,
+    scopes_header: Option<HeaderValue>,
+}
+
+impl Grants {
+    /// Grants, with the header values forwarded upstream made from them.
+    pub fn new(
+        identity: Arc<str>,
+        scopes: Box<[Arc<str>]>,
+        roles: Box<[Arc<str>]>,
+        rate_override: Option<Rate>,
+        quota_override: Option<Quota>,
+    ) -> Grants {
+        let joined = scopes
+            .iter()
+            .map(|s| s.as_ref())
+            .collect::<Vec<&str>>()
+            .join(",");
+        Grants {
+            identity_header: HeaderValue::from_str(&identity).ok(),
+            scopes_header: HeaderValue::from_str(&joined).ok(),
+            identity,
+            scopes,
+            roles,
+            rate_override,
+            quota_override,
+        }
+    }
+
+    /// `identity` as a header value.
+    pub fn identity_header(&self) -> Option<&HeaderValue> {
+        self.identity_header.as_ref()
+    }
+
+    /// The scopes, comma-separated, as a header value.
+    pub fn scopes_header(&self) -> Option<&HeaderValue> {
+        self.scopes_header.as_ref()
+    }
 }
 
 /// Looks credentials up. Implemented by the gateway's in-memory key index; never a database

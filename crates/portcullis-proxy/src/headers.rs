@@ -161,21 +161,14 @@ pub fn set_identity(headers: &mut HeaderMap, principal: Option<&portcullis_core:
     if bearer {
         headers.remove(header::AUTHORIZATION);
     }
-    if let Ok(value) = HeaderValue::from_str(&principal.grants.identity) {
-        headers.insert(X_PORTCULLIS_IDENTITY.clone(), value);
+    if let Some(value) = principal.grants.identity_header() {
+        headers.insert(X_PORTCULLIS_IDENTITY.clone(), value.clone());
     }
     if let Ok(value) = HeaderValue::from_str(&principal.key_id) {
         headers.insert(X_PORTCULLIS_KEY.clone(), value);
     }
-    let scopes = principal
-        .grants
-        .scopes
-        .iter()
-        .map(|s| s.as_ref())
-        .collect::<Vec<&str>>()
-        .join(",");
-    if let Ok(value) = HeaderValue::from_str(&scopes) {
-        headers.insert(X_PORTCULLIS_SCOPES.clone(), value);
+    if let Some(value) = principal.grants.scopes_header() {
+        headers.insert(X_PORTCULLIS_SCOPES.clone(), value.clone());
     }
 }
 

@@ -233,17 +233,17 @@ impl EntryBuilder {
                 roles.push(Arc::clone(role));
             }
         }
-        Grants {
-            identity: self.string(row.identity_id),
-            scopes: scopes.to_vec().into_boxed_slice(),
-            roles: roles.into_boxed_slice(),
+        Grants::new(
+            self.string(row.identity_id),
+            scopes.to_vec().into_boxed_slice(),
+            roles.into_boxed_slice(),
             // The key's own override wins over its identity's. The store refuses malformed
             // overrides; one that does not parse is ignored.
-            rate_override: parse_override(row.rate_limit_override)
+            parse_override(row.rate_limit_override)
                 .or_else(|| parse_override(row.identity_rate_limit_override)),
-            quota_override: parse_override(row.quota_override)
+            parse_override(row.quota_override)
                 .or_else(|| parse_override(row.identity_quota_override)),
-        }
+        )
     }
 
     fn tags(&mut self, text: &str) -> Arc<[Arc<str>]> {
