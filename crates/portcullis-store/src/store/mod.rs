@@ -908,7 +908,8 @@ impl Store {
     /// them: at once for changes through this `Store`, within about 250 ms on SQLite (the
     /// counter is polled), and as soon as PostgreSQL delivers the `NOTIFY` (polling at the
     /// same rate if LISTEN is down). The value is the change counter; intermediate values may
-    /// be skipped, so treat a change as "reload", not as a count. The first call starts the
+    /// be skipped, so treat a change as "read what changed" ([`IndexScan::ChangedSince`]),
+    /// not as a count. The first call starts the
     /// background watchers; they stop when the last clone of this `Store` is dropped.
     pub async fn changes(&self) -> watch::Receiver<i64> {
         let receiver = self.inner.changes.subscribe();
