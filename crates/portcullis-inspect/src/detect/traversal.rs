@@ -648,10 +648,6 @@ mod tests {
     }
 
     fn remote_include_score(query: &str) -> u32 {
-        let engine = crate::Engine::new(crate::Settings {
-            sensitivity: crate::Sensitivity::Paranoid,
-            ..crate::Settings::default()
-        });
         let req = crate::Request {
             method: "GET",
             path: "/index.php",
@@ -659,14 +655,7 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        engine
-            .inspect(&req)
-            .findings
-            .iter()
-            .filter(|f| f.class == Class::Traversal)
-            .map(|f| f.score)
-            .max()
-            .unwrap_or(0)
+        crate::detect::request_score(&req, Class::Traversal)
     }
 
     #[test]
