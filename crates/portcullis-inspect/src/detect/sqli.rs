@@ -1637,7 +1637,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
             let lone = last_call == 0
                 || t[..last_call]
                     .iter()
-                    .all(|x| !matches!(x.k, K::Ident) || x.text == "pay");
+                    .all(|x| !matches!(x.k, K::Ident));
             bump(if lone { 62 } else { 50 }, "sqli.function-probe");
         }
     }
