@@ -1103,8 +1103,8 @@ mod tests {
     use super::*;
     use crate::Settings;
 
-    fn xml_values(body: &str) -> Vec<Value> {
-        let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/xml")];
+    fn body_values(content_type: &str, body: &str) -> Vec<Value> {
+        let headers: Vec<(&str, &[u8])> = vec![("content-type", content_type.as_bytes())];
         let req = Request {
             method: "POST",
             path: "/",
@@ -1113,6 +1113,10 @@ mod tests {
             body: body.as_bytes(),
         };
         extract(&req, Settings::default().limits())
+    }
+
+    fn xml_values(body: &str) -> Vec<Value> {
+        body_values("application/xml", body)
     }
 
     #[test]
@@ -1143,16 +1147,8 @@ mod tests {
     fn issue_5_json_keys_in_locations_are_printable() {
         // Found by the body_multipart fuzz target: a JSON key is quoted with JSON escapes,
         // which cover C0 controls but not DEL and C1 (U+0080..U+009F).
-        let headers: Vec<(&str, &[u8])> = vec![("content-type", b"application/json")];
         let body = r#"{"a\u0089\u007fb\u0001": 1, "c d": "x"}"#;
-        let req = Request {
-            method: "POST",
-            path: "/",
-            query: None,
-            headers: &headers,
-            body: body.as_bytes(),
-        };
-        let values = extract(&req, Settings::default().limits());
+        let values = body_values("application/json", body);
         let locations: Vec<&str> = values.iter().map(|v| v.location.as_str()).collect();
         assert!(
             locations.contains(&r#"body.$["a\u0089\u007fb\u0001"]"#),

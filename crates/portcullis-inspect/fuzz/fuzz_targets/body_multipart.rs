@@ -5,7 +5,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_inspect::{Engine, Settings};
 
 fuzz_target!(|data: &[u8]| {
     let (boundary, body) = match data.iter().position(|&b| b == b'\n') {
@@ -14,8 +13,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut ct = b"multipart/form-data; boundary=".to_vec();
     ct.extend_from_slice(boundary);
-    let engine = Engine::new(Settings::default());
-    let headers: [(&str, &[u8]); 1] = [("content-type", &ct)];
-    let req = portcullis_inspect_fuzz::body_request(&headers, body);
-    portcullis_inspect_fuzz::check_inspection(&engine, &req);
+    portcullis_inspect_fuzz::check_body(&ct, body);
 });

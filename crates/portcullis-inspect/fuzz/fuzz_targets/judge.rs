@@ -4,24 +4,16 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_inspect::fuzzing::{self as f, HEADERS};
+use portcullis_inspect::fuzzing as f;
+use portcullis_inspect_fuzz::ValueInput;
 
 fuzz_target!(|data: &[u8]| {
-    let [origin, header, rest @ ..] = data else {
+    let Some(v) = ValueInput::parse(data) else {
         return;
     };
-    let text = portcullis_inspect_fuzz::text(rest);
-    let header = HEADERS[usize::from(*header) % HEADERS.len()];
-    let fresh = f::judge(&text, *origin, header, false);
+    let fresh = f::judge(&v.text, v.origin, v.header, false);
     portcullis_inspect_fuzz::check_hits(&fresh, &[]);
-    assert_eq!(
-        f::judge(&text, *origin, header, true),
-        fresh,
-        "memo, first time"
-    );
-    assert_eq!(
-        f::judge(&text, *origin, header, true),
-        fresh,
-        "memo, second time"
-    );
+    let memo = || f::judge(&v.text, v.origin, v.header, true);
+    assert_eq!(memo(), fresh, "memo, first time");
+    assert_eq!(memo(), fresh, "memo, second time");
 });

@@ -4,16 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_inspect::fuzzing::{self as f, Detector, HEADERS};
+use portcullis_inspect::fuzzing::{self as f, Detector};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fuzz_target!(|data: &[u8]| {
-    let [origin, header, rest @ ..] = data else {
+    let Some(input) = portcullis_inspect_fuzz::check_detector_bytes(Detector::Ssrf, data) else {
         return;
     };
-    let text = portcullis_inspect_fuzz::text(rest);
-    let header = HEADERS[usize::from(*header) % HEADERS.len()];
-    portcullis_inspect_fuzz::check_detector(Detector::Ssrf, &text, *origin, header);
+    let text = input.text;
 
     let v4 = f::parse_ipv4(&text);
     if let Ok(std) = text.parse::<Ipv4Addr>() {

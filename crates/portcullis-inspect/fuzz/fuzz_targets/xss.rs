@@ -1,15 +1,10 @@
-//! The Xss detector alone: the HTML tag/attribute tokenizer, the JS tokenizer and CSS/URI checks. Any origin and header context; no panic, only
-//! its own class, deterministic.
+//! The Xss detector alone: the HTML tag/attribute tokenizer, the JS tokenizer and CSS/URI
+//! checks. Any origin and header context; no panic, only its own class, deterministic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use portcullis_inspect::fuzzing::{Detector, HEADERS};
+use portcullis_inspect::fuzzing::Detector;
 
 fuzz_target!(|data: &[u8]| {
-    let [origin, header, rest @ ..] = data else {
-        return;
-    };
-    let text = portcullis_inspect_fuzz::text(rest);
-    let header = HEADERS[usize::from(*header) % HEADERS.len()];
-    portcullis_inspect_fuzz::check_detector(Detector::Xss, &text, *origin, header);
+    portcullis_inspect_fuzz::check_detector_bytes(Detector::Xss, data);
 });

@@ -1,8 +1,8 @@
 //! Invariants shared by the fuzz targets. Each `check_*` panics (a libFuzzer crash) when
 //! the engine breaks a property that holds for every input.
 
-use portcullis_inspect::fuzzing::{Detector, Hit};
-use portcullis_inspect::{Engine, Inspection, Request};
+use portcullis_inspect::fuzzing::{self, Detector, Hit, HEADERS};
+use portcullis_inspect::{Engine, Inspection, Request, Settings};
 
 /// Longest evidence: 96 source characters, a control character escaped to at most six
 /// (`\u{9f}`), and the trailing ellipsis.
@@ -20,7 +20,40 @@ const SECRET_HEADERS: [&str; 3] = [
 
 /// Fuzz bytes as the engine reads bytes it did not get as text.
 pub fn text(data: &[u8]) -> String {
-    portcullis_inspect::fuzzing::bytes_to_text(data).into_owned()
+    fuzzing::bytes_to_text(data).into_owned()
+}
+
+/// One value for the detector targets: the first fuzz byte picks its origin, the second
+/// the header it came from (among [`HEADERS`]), the rest is the text.
+pub struct ValueInput {
+    /// Origin index, any `u8` ([`fuzzing::detect`] takes it modulo the origins).
+    pub origin: u8,
+    /// Header context, `None` for a value outside the headers.
+    pub header: Option<&'static str>,
+    /// The value, read from the bytes as the engine reads bytes.
+    pub text: String,
+}
+
+impl ValueInput {
+    /// `None` for fewer than two bytes.
+    pub fn parse(data: &[u8]) -> Option<ValueInput> {
+        let [origin, header, rest @ ..] = data else {
+            return None;
+        };
+        Some(ValueInput {
+            origin: *origin,
+            header: HEADERS[usize::from(*header) % HEADERS.len()],
+            text: text(rest),
+        })
+    }
+}
+
+/// [`check_detector`] on the value fuzz bytes spell ([`ValueInput::parse`]), the whole of
+/// a detector target; the value is returned for a target's own checks.
+pub fn check_detector_bytes(detector: Detector, data: &[u8]) -> Option<ValueInput> {
+    let input = ValueInput::parse(data)?;
+    check_detector(detector, &input.text, input.origin, input.header);
+    Some(input)
 }
 
 /// Runs `req` twice and checks the properties every inspection has: the same verdict
@@ -80,9 +113,9 @@ pub fn check_inspection(engine: &Engine, req: &Request<'_>) -> Inspection {
 /// Checks one detector's hits: only the classes it reports, one hit per class, a
 /// bounded snippet, and the same hits when run again.
 pub fn check_detector(detector: Detector, text: &str, origin: u8, header: Option<&str>) {
-    let hits = portcullis_inspect::fuzzing::detect(detector, text, origin, header);
+    let hits = fuzzing::detect(detector, text, origin, header);
     check_hits(&hits, detector.classes());
-    let again = portcullis_inspect::fuzzing::detect(detector, text, origin, header);
+    let again = fuzzing::detect(detector, text, origin, header);
     assert_eq!(hits, again, "{detector:?} is not deterministic");
 }
 
@@ -103,13 +136,17 @@ pub fn check_hits(hits: &[Hit], allowed: &[portcullis_inspect::Class]) {
     }
 }
 
-/// A request with only a body of type `content_type`.
-pub fn body_request<'a>(headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> Request<'a> {
-    Request {
+/// [`check_inspection`] on `body` sent as `content_type` (a POST with no other header) to
+/// an engine with default settings: the whole of a body-format target.
+pub fn check_body(content_type: &[u8], body: &[u8]) -> Inspection {
+    let engine = Engine::new(Settings::default());
+    let headers: [(&str, &[u8]); 1] = [("content-type", content_type)];
+    let req = Request {
         method: "POST",
         path: "/fuzz",
         query: None,
-        headers,
+        headers: &headers,
         body,
-    }
+    };
+    check_inspection(&engine, &req)
 }

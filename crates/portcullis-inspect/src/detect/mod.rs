@@ -451,6 +451,23 @@ pub(crate) fn score_of(text: &str, origin: Origin, class: Class) -> u32 {
         .unwrap_or(0)
 }
 
+/// The best score of `class` among the findings of the whole request at `paranoid`, for
+/// the judgements [`judge_request`] makes across values.
+#[cfg(test)]
+pub(crate) fn request_score(req: &crate::Request<'_>, class: Class) -> u32 {
+    crate::Engine::new(crate::Settings {
+        sensitivity: crate::Sensitivity::Paranoid,
+        ..crate::Settings::default()
+    })
+    .inspect(req)
+    .findings
+    .iter()
+    .filter(|f| f.class == class)
+    .map(|f| f.score)
+    .max()
+    .unwrap_or(0)
+}
+
 /// A fixed word list compiled once into an Aho-Corasick automaton, so a detector scans
 /// a value once instead of once per word.
 pub(crate) struct Dict {

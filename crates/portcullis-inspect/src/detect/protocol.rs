@@ -16,7 +16,7 @@
 //! - The number 2.2250738585072011e-308 in any spelling, which sends the strtod of older
 //!   Java and PHP runtimes into an endless loop.
 
-use super::Sink;
+use super::{Sink, Strongest};
 use crate::settings::Class;
 
 /// Top-level media types; a parameter value spelt `TOP/SUB` with one of these is a media
@@ -77,16 +77,11 @@ fn is_media_type(s: &str) -> bool {
 pub(crate) fn media_type(text: &str, lower: &str, sink: &mut Sink<'_>) {
     let mut parts = lower.split(';');
     let mime = parts.next().unwrap_or("").trim();
-    let mut best = (0u32, "");
-    let mut bump = |score: u32, rule: &'static str| {
-        if score > best.0 {
-            best = (score, rule);
-        }
-    };
+    let mut best = Strongest::NONE;
     // Two media types where one belongs: `application/json, text/xml` (repeated headers
     // joined by a proxy read the same way).
     if mime.split(',').filter(|m| is_media_type(m.trim())).count() > 1 {
-        bump(72, "protocol.content-type-confusion");
+        best.consider((72, "protocol.content-type-confusion"));
     }
     let declared = format_of(mime);
     for param in parts.take(32) {
@@ -96,7 +91,7 @@ pub(crate) fn media_type(text: &str, lower: &str, sink: &mut Sink<'_>) {
         };
         if name == "charset" {
             if let Some(found) = charset_verdict(value) {
-                bump(found.0, found.1);
+                best.consider(found);
             }
             continue;
         }
@@ -109,12 +104,10 @@ pub(crate) fn media_type(text: &str, lower: &str, sink: &mut Sink<'_>) {
         }
         let embedded = format_of(value);
         if embedded != Format::Other && embedded != declared {
-            bump(75, "protocol.content-type-confusion");
+            best.consider((75, "protocol.content-type-confusion"));
         }
     }
-    if best.0 > 0 {
-        sink.hit(Class::Protocol, best.1, best.0, text);
-    }
+    best.report(Class::Protocol, text, sink);
 }
 
 /// Judges a charset label on its own (`_charset_` field, XML `encoding=`).
@@ -127,13 +120,22 @@ pub(crate) fn charset(text: &str, lower: &str, sink: &mut Sink<'_>) {
 /// `None` when the engine reads bytes in `label` as the back end will (UTF-8, ASCII and
 /// the ASCII-compatible single-byte sets), else the score and rule for the label.
 fn charset_verdict(label: &str) -> Option<(u32, &'static str)> {
-    let norm: String = label
+    // Normalised on the stack: most bodies come with a charset. A byte outside ASCII
+    // matches no label; `?` stands in for it, which keeps the buffer ASCII (a `str`).
+    let mut buf = [0u8; 40];
+    let mut len = 0;
+    let kept = label
         .bytes()
-        .filter(|c| !matches!(c, b'-' | b'_' | b' ' | b'.' | b':'))
-        .take(40)
-        .map(|c| char::from(c.to_ascii_lowercase()))
-        .collect();
-    let n = norm.as_str();
+        .filter(|c| !matches!(c, b'-' | b'_' | b' ' | b'.' | b':'));
+    for c in kept.take(buf.len()) {
+        buf[len] = if c.is_ascii() {
+            c.to_ascii_lowercase()
+        } else {
+            b'?'
+        };
+        len += 1;
+    }
+    let n = std::str::from_utf8(&buf[..len]).unwrap_or("?");
     // `utf8mb4`, `utf-8-sig` are UTF-8; `binary` (as `file --mime` writes it) is no text.
     let single_byte = n.is_empty()
         || n.starts_with("utf8")
@@ -326,6 +328,7 @@ mod tests {
                 "big5",
                 "gbk",
                 "x-unknown",
+                "\u{fc}tf-8",
             ],
             &[
                 "UTF-8",

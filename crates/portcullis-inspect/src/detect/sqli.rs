@@ -1634,10 +1634,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
     if let Some(last_call) = t.iter().rposition(|x| x.call) {
         let tok = &t[last_call];
         if known_func(tok) && last_call + 2 == t.len() && t[last_call + 1].k == K::LParen {
-            let lone = last_call == 0
-                || t[..last_call]
-                    .iter()
-                    .all(|x| !matches!(x.k, K::Ident) || x.text == "pay");
+            let lone = t[..last_call].iter().all(|x| x.k != K::Ident);
             bump(if lone { 62 } else { 50 }, "sqli.function-probe");
         }
     }
