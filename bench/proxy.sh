@@ -5,7 +5,9 @@
 #   (c) Portcullis with a single route: inspection and access log off (the proxy alone), then
 #       with the defaults (inspection on, JSON access log to a file),
 #   (d) the floor of Portcullis' stack: crates/portcullis-proxy/examples/hyper_floor.rs, a
-#       reverse proxy of bare hyper + hyper-util on the same thread-per-core runtime layout.
+#       reverse proxy of bare hyper + hyper-util on the same thread-per-core runtime layout,
+#   (e) the floor of a hand-written HTTP/1.1 path: crates/portcullis-proxy/examples/h1_floor.rs,
+#       httparse heads and a per-thread upstream pool driven inline in the client's task.
 # Reports requests/s, p50/p99, CPU µs per request of the proxy process(es)
 # (utime+stime from /proc/PID/stat divided by requests served) and RSS after load.
 #
@@ -26,11 +28,12 @@ need_pkg nginx nginx
 
 setup_work
 
-UP=18081; NGX=18082; PC=18083; PCLOG=18084; FLOOR=18085
+UP=18081; NGX=18082; PC=18083; PCLOG=18084; FLOOR=18085; H1FLOOR=18086
 
 build_portcullis
-(cd "$root" && cargo build --release --locked -q -p portcullis-proxy --example hyper_floor)
+(cd "$root" && cargo build --release --locked -q -p portcullis-proxy --example hyper_floor --example h1_floor)
 floor="$target/release/examples/hyper_floor"
+h1floor="$target/release/examples/h1_floor"
 
 { nginx_main ngx auto
   cat <<CONF
@@ -59,6 +62,7 @@ start_upstream $UP
 start_on $NGX "$work/ngx.log" nginx -c "$work/ngx.conf"; ngx_pid=$started_pid
 start_on $PC "$work/pc.err" "$bin" serve -c "$work/pc-$PC.toml"; pc_pid=$started_pid
 start_on $FLOOR "$work/floor.err" "$floor" "127.0.0.1:$FLOOR" "127.0.0.1:$UP" "$(nproc)"; floor_pid=$started_pid
+start_on $H1FLOOR "$work/h1floor.err" "$h1floor" "127.0.0.1:$H1FLOOR" "127.0.0.1:$UP" "$(nproc)"; h1floor_pid=$started_pid
 
 echo
 echo "wrk -t2 -c$CONNS -d$DURATION, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
@@ -72,6 +76,9 @@ measure "nginx reverse proxy" "http://127.0.0.1:$NGX/" "${PIDS_FOR_RSS[@]}"
 PIDS_FOR_RSS=("$floor_pid")
 measure "bare hyper proxy (floor of the stack)" "http://127.0.0.1:$FLOOR/" "$floor_pid"
 kill "$floor_pid"; wait "$floor_pid" 2>/dev/null || true
+PIDS_FOR_RSS=("$h1floor_pid")
+measure "hand-written HTTP/1.1 proxy (h1_floor)" "http://127.0.0.1:$H1FLOOR/" "$h1floor_pid"
+kill "$h1floor_pid"; wait "$h1floor_pid" 2>/dev/null || true
 PIDS_FOR_RSS=("$pc_pid")
 measure "portcullis (inspection off, access log off)" "http://127.0.0.1:$PC/" "$pc_pid"
 kill "$pc_pid"; wait "$pc_pid" 2>/dev/null || true

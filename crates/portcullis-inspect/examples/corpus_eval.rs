@@ -75,8 +75,8 @@ fn main() {
     let mut fps = 0usize;
     let mut filter: Option<String> = None;
     let mut by_placement = false;
-    // `--dump FILE`: one line per request and sensitivity (id, verdict, findings), for
-    // diffing two builds of the engine over the same corpus.
+    // `--dump FILE`: one line per request and sensitivity (id, verdict, findings with
+    // detector and evidence), for diffing two builds of the engine over the same corpus.
     let mut dump: Option<std::fs::File> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -170,7 +170,12 @@ fn main() {
                     let f: Vec<String> = out
                         .findings
                         .iter()
-                        .map(|f| format!("{}@{}={}", f.class, f.location, f.score))
+                        .map(|f| {
+                            format!(
+                                "{}@{}={}:{}:{:?}",
+                                f.class, f.location, f.score, f.detector, f.evidence
+                            )
+                        })
                         .collect();
                     let _ = writeln!(d, "{} {} {} {}", s.as_str(), r.id, out.blocked, f.join(" "));
                 }

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::detect::Feat;
+
 /// Most decoding rounds; four layers of nesting is already far beyond real traffic.
 const MAX_ROUNDS: usize = 4;
 
@@ -186,12 +188,12 @@ fn lenient_text(b: &[u8]) -> String {
     out
 }
 
-/// Percent-decodes a string once.
-pub(crate) fn url_decode(s: &str, plus_is_space: bool) -> String {
+/// Percent-decodes a string once; borrowed when there is nothing to decode.
+pub(crate) fn url_decode(s: &str, plus_is_space: bool) -> Cow<'_, str> {
     if !(s.contains('%') || plus_is_space && s.contains('+')) {
-        return s.to_string();
+        return Cow::Borrowed(s);
     }
-    bytes_into_text(percent_decode(s.as_bytes(), plus_is_space))
+    Cow::Owned(bytes_into_text(percent_decode(s.as_bytes(), plus_is_space)))
 }
 
 fn named_entity(name: &str) -> Option<&'static str> {
@@ -513,33 +515,54 @@ pub(crate) fn normalize(s: &str, plus_is_space: bool) -> String {
         let had_percent = cur.contains('%');
         let mut next = url_decode(&cur, plus_is_space && seen_percent);
         seen_percent |= had_percent && next != cur;
-        next = html_entities(&next);
-        next = js_unescape(&next);
+        // Each decoder is the identity without its marker: no copy then.
+        if next.contains('&') {
+            next = Cow::Owned(html_entities(&next));
+        }
+        if next.contains('\\') {
+            next = Cow::Owned(js_unescape(&next));
+        }
         if next == cur {
             break;
         }
-        cur = next;
+        cur = next.into_owned();
     }
     cur
 }
 
 /// The forms of a value that detectors judge: the value as transported, its full
-/// normalisation, UTF-7 and base64 decodings when plausible. Deduplicated.
+/// normalisation, UTF-7 and base64 decodings when plausible. Deduplicated. The engine
+/// uses [`decoded_forms`]; this is for tests and fuzz targets.
 pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(4);
-    out.push(raw.to_string());
+    let mut out = vec![raw.to_string()];
+    out.extend(decoded_forms(raw, Feat::of(raw), plus_is_space));
+    out
+}
+
+/// The forms of [`variants`] after the first (`raw` itself, which the caller keeps
+/// borrowed): empty, without an allocation, for a value with nothing to decode. `feat`
+/// is `Feat::of(raw)`.
+pub(crate) fn decoded_forms(raw: &str, feat: Feat, plus_is_space: bool) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
     // No escape marker (`%`, `&`, `\`, `+` for form spaces and UTF-7) and nothing to
     // fold: every decoder is the identity, so only base64 is left to try.
-    let markers = raw
-        .bytes()
-        .any(|c| matches!(c, b'%' | b'&' | b'\\' | b'+') || c >= 0x80);
+    let markers = feat.any(Feat::PCT | Feat::AMP | Feat::BSLASH | Feat::PLUS | Feat::NONASCII);
     if !markers {
-        push_base64(raw, &mut out);
+        // Punctuation that base64 does not use survives any trim, and plausible base64
+        // mixes cases: without an upper-case letter it is not plausible.
+        if !feat.any(NOT_BASE64) && feat.any(Feat::UPPER) {
+            push_base64(raw, &mut out);
+        }
         return out;
     }
-    let norm_literal = normalize(raw, false);
+    // Without `%`, `&` or `\` every round of `normalize` is the identity.
+    let norm_literal: Cow<'_, str> = if feat.any(Feat::PCT | Feat::AMP | Feat::BSLASH) {
+        Cow::Owned(normalize(raw, false))
+    } else {
+        Cow::Borrowed(raw)
+    };
     if norm_literal != raw {
-        out.push(norm_literal.clone());
+        out.push(norm_literal.to_string());
     }
     // A form-encoded string embedded where `+` is not special (XML, JSON, headers) still
     // means spaces once its percent layer is peeled.
@@ -558,20 +581,55 @@ pub(crate) fn variants(raw: &str, plus_is_space: bool) -> Vec<String> {
     {
         out.push(norm_literal.replace('+', " "));
     }
-    let last = out.last().cloned().unwrap_or_default();
-    if let Some(u7) = utf7_decode(&norm_literal) {
-        out.push(u7);
-    }
-    if let Some(folded) = fold_lookalikes(&last) {
-        out.push(folded);
-    }
-    push_base64(&last, &mut out);
+    // The forms below are all made from the last form so far (without copying it).
+    let u7 = utf7_decode(&norm_literal);
+    let last = out.last().map_or(raw, String::as_str);
+    // Every look-alike `fold_lookalikes` folds is outside ASCII.
+    let folded = if last.is_ascii() {
+        None
+    } else {
+        fold_lookalikes(last)
+    };
+    let mut b64 = Vec::new();
+    push_base64(last, &mut b64);
+    out.extend(u7);
+    out.extend(folded);
+    out.append(&mut b64);
     out.dedup();
+    // Deduplicated as if `raw` led the list.
+    if out.first().is_some_and(|f| f == raw) {
+        out.remove(0);
+    }
     out
 }
 
+/// Characters that are neither base64 nor whitespace a trim would remove.
+const NOT_BASE64: u64 = Feat::QUOTE
+    | Feat::BACKTICK
+    | Feat::LT
+    | Feat::GT
+    | Feat::PAREN
+    | Feat::SEMI
+    | Feat::PIPE
+    | Feat::AMP
+    | Feat::DOLLAR
+    | Feat::BRACE
+    | Feat::BRACKET
+    | Feat::BSLASH
+    | Feat::COLON
+    | Feat::PCT
+    | Feat::HASH
+    | Feat::STAR
+    | Feat::DOT
+    | Feat::AT
+    | Feat::OTHER;
+
 /// Adds the decoding of `s` when it plausibly is base64 of text.
 fn push_base64(s: &str, out: &mut Vec<String>) {
+    // Shorter than `plausible_base64` accepts, even before trimming.
+    if s.len() < 12 {
+        return;
+    }
     let trimmed = s.trim();
     if plausible_base64(trimmed) {
         if let Some(bytes) = base64_decode(trimmed) {

@@ -8,12 +8,12 @@ const MAX_EVIDENCE: usize = 96;
 /// Runs of token characters at least this long look like secrets.
 const TOKEN_RUN: usize = 32;
 
-pub(crate) fn render(value: &Value, hit: &Hit) -> String {
+pub(crate) fn render(value: &Value<'_>, hit: &Hit) -> String {
     if value.secret {
         return "[redacted]".to_string();
     }
     let src = if hit.snippet.is_empty() {
-        value.variants.last().map(String::as_str).unwrap_or("")
+        value.variants.last()
     } else {
         hit.snippet.as_str()
     };

@@ -19,7 +19,7 @@ pub fn percent_decode(input: &[u8], plus_is_space: bool) -> Vec<u8> {
 
 /// One percent-decoding layer of a string, the result read leniently as text.
 pub fn url_decode(s: &str, plus_is_space: bool) -> String {
-    decode::url_decode(s, plus_is_space)
+    decode::url_decode(s, plus_is_space).into_owned()
 }
 
 /// Bytes to text: UTF-8 as is, overlong forms folded, other bytes as Latin-1.
@@ -254,10 +254,10 @@ pub fn detect(detector: Detector, text: &str, origin_index: u8, header: Option<&
     let lower = text.to_ascii_lowercase();
     let (t, l, s) = (text, lower.as_str(), &mut sink);
     match detector {
-        Detector::Sqli => detect::sqli::detect(t, s),
+        Detector::Sqli => detect::sqli::detect(t, l, s),
         Detector::Xss => detect::xss::detect(t, l, s),
         Detector::Cmdi => detect::cmdi::detect(t, l, s),
-        Detector::Traversal => detect::traversal::detect(t, s),
+        Detector::Traversal => detect::traversal::detect(t, l, s),
         Detector::Ssrf => detect::ssrf::detect(t, l, s),
         Detector::Jndi => detect::misc::jndi(t, s),
         Detector::Ssti => detect::misc::ssti(t, l, s),
@@ -285,7 +285,7 @@ pub fn judge(text: &str, origin_index: u8, header: Option<&str>, memo: bool) -> 
     let o = origin(origin_index);
     let mut sink = Sink::new(o, header);
     if memo {
-        detect::judge_memo(text, o, &mut sink);
+        detect::judge_memo(text, o, &mut sink, None);
     } else {
         detect::judge_text(text, o, &mut sink);
     }

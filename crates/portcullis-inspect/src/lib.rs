@@ -43,6 +43,20 @@ use std::sync::Arc;
 
 pub use settings::{Class, Exclusion, ExclusionError, ParseClassError, Sensitivity, Settings};
 
+/// Hooks for `benches/detectors.rs`, which measures each detector family on its own. Not
+/// part of the API: names and behaviour may change with any release.
+#[doc(hidden)]
+pub mod bench {
+    /// The detector families [`run_family`] knows.
+    pub const FAMILIES: [&str; 14] = crate::detect::FAMILIES;
+
+    /// Runs one detector family over `text` (judged as a JSON string value) and returns
+    /// its strongest score, 0 when it finds nothing or the family is unknown.
+    pub fn run_family(family: &str, text: &str) -> u32 {
+        crate::detect::run_family(family, text)
+    }
+}
+
 /// A request as the gateway has parsed it, borrowed for the duration of one inspection.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -114,36 +128,48 @@ impl Engine {
         let threshold = settings.sensitivity.threshold();
         // Report threshold: findings well below the block threshold are noise.
         let report_floor = threshold.saturating_sub(25).max(10);
-        let values = extract::extract(request, settings.limits());
         let mut findings: Vec<Finding> = Vec::new();
-        let mut keep = |value: &extract::Value, hit: detect::Hit| {
+        // Findings of the request-level pass come after every value's own, as they did
+        // when that pass ran over the collected values.
+        let mut late: Vec<Finding> = Vec::new();
+        let mut pass = detect::RequestPass::new(request);
+        let mut request_hits: Vec<detect::Hit> = Vec::new();
+        let keep = |value: &extract::Value<'_>, hit: detect::Hit, out: &mut Vec<Finding>| {
             if hit.score < report_floor
                 || settings
                     .exclusions
                     .iter()
-                    .any(|e| e.matches(&value.location, hit.class))
+                    .any(|e| e.matches(value.location, hit.class))
             {
                 return;
             }
             let evidence = evidence::render(value, &hit);
-            findings.push(Finding {
+            out.push(Finding {
                 class: hit.class,
-                location: value.location.clone(),
+                location: value.location.to_string(),
                 detector: hit.detector,
                 score: hit.score.min(100),
                 evidence,
             });
         };
-        for value in &values {
-            for hit in detect::judge(value) {
-                keep(value, hit);
+        // Each value is judged as soon as it is extracted, while it is still borrowed
+        // from the request (or the parsed body): the common value costs no copy.
+        // The closure says whether the value was quiet: no hit at all (before the report
+        // floor and exclusions) and nothing pending in the request-level pass.
+        extract::extract(request, settings.limits(), &mut |value| {
+            let hits = detect::judge(value);
+            let mut quiet = hits.is_empty();
+            for hit in hits {
+                keep(value, hit, &mut findings);
             }
-        }
-        for (index, hit) in detect::judge_request(request, &values) {
-            if let Some(value) = values.get(index) {
-                keep(value, hit);
+            pass.judge(value, &mut request_hits);
+            quiet &= request_hits.is_empty() && pass.idle();
+            for hit in request_hits.drain(..) {
+                keep(value, hit, &mut late);
             }
-        }
+            quiet
+        });
+        findings.append(&mut late);
         findings.sort_by_key(|f| std::cmp::Reverse(f.score));
         // One finding per (class, location) is enough for an operator.
         if findings.len() > 1 {

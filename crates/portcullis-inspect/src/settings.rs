@@ -321,7 +321,7 @@ impl fmt::Display for Exclusion {
 }
 
 /// Bounds on the work done per request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Limits {
     pub max_values: usize,
     pub max_value_len: usize,

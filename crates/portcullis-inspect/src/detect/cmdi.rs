@@ -3,7 +3,9 @@
 //! brace expansion) and judges the word there against the commands a shell would run.
 //! Also cmd.exe `for`/`if` syntax and PowerShell cmdlets.
 
-use super::{Sink, Strongest};
+use std::borrow::Cow;
+
+use super::{Feat, Sink, Strongest, WordSet, Words};
 use crate::extract::Origin;
 use crate::settings::Class;
 
@@ -22,8 +24,8 @@ enum Sep {
 }
 
 #[derive(Debug, Clone)]
-struct Word {
-    text: String,
+struct Word<'b> {
+    text: &'b str,
     /// The separator that put this word in command position, if it is in one.
     cmd: Option<Sep>,
     /// The word contained quoting or escapes that a shell removes.
@@ -458,11 +460,27 @@ const PREFIXES: &[&str] = &[
     "command", "builtin", "doas", "stdbuf", "chroot", "runas",
 ];
 
-fn base_name(w: &str) -> String {
+static STRONG_SET: WordSet = WordSet::new(STRONG);
+static ENGLISH_STRONG_SET: WordSet = WordSet::new(ENGLISH_STRONG);
+static WEAK_SET: WordSet = WordSet::new(WEAK);
+static WINDOWS_SET: WordSet = WordSet::new(WINDOWS);
+static PREFIX_SET: WordSet = WordSet::new(PREFIXES);
+
+fn base_name(w: &str) -> Cow<'_, str> {
     let w = w.rsplit(['/', '\\']).next().unwrap_or(w);
-    let w = w.to_ascii_lowercase();
-    let w = w.strip_suffix(".exe").unwrap_or(&w).to_string();
-    let w = w.strip_suffix(".com").map(str::to_string).unwrap_or(w);
+    let w: Cow<'_, str> = if w.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(w.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(w)
+    };
+    let w = match w.strip_suffix(".exe") {
+        Some(x) => Cow::Owned(x.to_string()),
+        None => w,
+    };
+    let w = match w.strip_suffix(".com") {
+        Some(x) => Cow::Owned(x.to_string()),
+        None => w,
+    };
     // Versioned interpreters: python3.10, php8.1, perl5.
     let stem = w.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
     if stem.len() >= 3
@@ -472,33 +490,84 @@ fn base_name(w: &str) -> String {
             "python" | "php" | "perl" | "ruby" | "node" | "lua" | "pip" | "java" | "bash" | "gcc"
         )
     {
-        return stem.to_string();
+        return Cow::Owned(stem.to_string());
     }
     w
 }
 
+/// Shell words of a value: their text (quotes and escapes removed) one after another in
+/// one buffer, so tokenizing costs no allocation per word.
+struct Tokens {
+    buf: String,
+    /// Per word: start and end in `buf`, command position, obfuscation.
+    spans: Vec<(usize, usize, Option<Sep>, bool)>,
+    /// `$IFS`-style evasion seen.
+    ifs: bool,
+}
+
+impl Tokens {
+    /// The words, with wrapper commands passing command position to their argument.
+    fn words(&self) -> Vec<Word<'_>> {
+        let mut words: Vec<Word<'_>> = self
+            .spans
+            .iter()
+            .map(|&(start, end, cmd, obfuscated)| Word {
+                text: &self.buf[start..end],
+                cmd,
+                obfuscated,
+            })
+            .collect();
+        let mut k = 0;
+        while k + 1 < words.len() {
+            let lower_word = !words[k].text.bytes().any(|c| c.is_ascii_uppercase());
+            if words[k].cmd.is_some()
+                && lower_word
+                && PREFIX_SET.contains(&base_name(words[k].text))
+            {
+                let sep = words[k].cmd;
+                // `timeout 5 cmd`: skip numeric and flag arguments.
+                let mut m = k + 1;
+                while m < words.len()
+                    && m < k + 4
+                    && (words[m].text.starts_with('-')
+                        || words[m].text.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    m += 1;
+                }
+                if m < words.len() && words[m].cmd.is_none() {
+                    words[m].cmd = sep;
+                }
+            }
+            k += 1;
+        }
+        words
+    }
+}
+
 /// Splits a value into shell words, tracking command positions.
-fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
-    let chars: Vec<char> = s.chars().take(1 << 20).collect();
-    let mut words: Vec<Word> = Vec::new();
-    let mut cur = String::new();
+fn tokenize(s: &str) -> Tokens {
+    let mut chars: Vec<char> = Vec::with_capacity(s.len().min(1 << 20));
+    chars.extend(s.chars().take(1 << 20));
+    let mut t = Tokens {
+        buf: String::with_capacity(s.len()),
+        spans: Vec::with_capacity(s.len() / 4 + 2),
+        ifs: false,
+    };
+    // The current word is `t.buf[cur..]`.
+    let mut cur = 0usize;
     let mut cur_obf = false;
     let mut pending: Option<Sep> = Some(Sep::Start);
     let mut cur_cmd: Option<Sep> = None;
-    let mut ifs = false;
     let mut i = 0;
-    let flush = |cur: &mut String,
+    let flush = |t: &mut Tokens,
+                 cur: &mut usize,
                  cur_obf: &mut bool,
                  cur_cmd: &mut Option<Sep>,
-                 pending: &mut Option<Sep>,
-                 words: &mut Vec<Word>| {
-        if !cur.is_empty() {
+                 pending: &mut Option<Sep>| {
+        if t.buf.len() > *cur {
             let cmd = if cur_cmd.is_some() { *cur_cmd } else { None };
-            words.push(Word {
-                text: std::mem::take(cur),
-                cmd,
-                obfuscated: *cur_obf,
-            });
+            t.spans.push((*cur, t.buf.len(), cmd, *cur_obf));
+            *cur = t.buf.len();
             *cur_obf = false;
             *cur_cmd = None;
             // After a command word, following words are arguments.
@@ -507,9 +576,10 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
         }
     };
-    while i < chars.len() && words.len() < 4096 {
+    while i < chars.len() && t.spans.len() < 4096 {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
+        let empty = t.buf.len() == cur;
         let mut sep: Option<(Sep, usize)> = None;
         match c {
             ';' => sep = Some((Sep::Semi, 1)),
@@ -531,17 +601,11 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '`' => sep = Some((Sep::Subst, 1)),
             '$' if next == Some('(') => sep = Some((Sep::Subst, 2)),
             '(' => sep = Some((Sep::Group, 1)),
-            '{' if cur.is_empty() => sep = Some((Sep::Brace, 1)),
+            '{' if empty => sep = Some((Sep::Brace, 1)),
             _ => {}
         }
         if let Some((kind, len)) = sep {
-            flush(
-                &mut cur,
-                &mut cur_obf,
-                &mut cur_cmd,
-                &mut pending,
-                &mut words,
-            );
+            flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
             pending = Some(kind);
             i += len;
             continue;
@@ -549,23 +613,15 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
         match c {
             ' ' | '\t' | '\x0b' | '\x0c' | ',' | ')' | '}' | '<' | '>' => {
                 // `,` splits brace expansion `{ls,-la}`; `<`/`>` redirections.
-                let was_cmd = cur_cmd.is_some() || (cur.is_empty() && pending.is_some());
-                flush(
-                    &mut cur,
-                    &mut cur_obf,
-                    &mut cur_cmd,
-                    &mut pending,
-                    &mut words,
-                );
+                let was_cmd = cur_cmd.is_some() || (empty && pending.is_some());
+                flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
                 if c == ')' || c == '}' {
                     pending = None;
                 }
                 if (c == '<' || c == '>') && !was_cmd {
-                    words.push(Word {
-                        text: c.to_string(),
-                        cmd: None,
-                        obfuscated: false,
-                    });
+                    t.buf.push(c);
+                    t.spans.push((cur, t.buf.len(), None, false));
+                    cur = t.buf.len();
                 }
                 i += 1;
                 continue;
@@ -573,10 +629,10 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '\\' => {
                 if let Some(n) = next {
                     if n != '\n' {
-                        if cur.is_empty() {
+                        if empty {
                             cur_cmd = pending;
                         }
-                        cur.push(n);
+                        t.buf.push(n);
                         cur_obf = true;
                     }
                     i += 2;
@@ -588,15 +644,15 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             '\'' | '"' => {
                 let q = c;
                 let mut j = i + 1;
-                if cur.is_empty() {
+                if empty {
                     cur_cmd = pending;
                 }
-                let start_len = cur.len();
+                let start_len = t.buf.len();
                 while j < chars.len() && chars[j] != q {
-                    cur.push(chars[j]);
+                    t.buf.push(chars[j]);
                     j += 1;
                 }
-                if cur.len() > start_len || j > i + 1 || j < chars.len() {
+                if t.buf.len() > start_len || j > i + 1 || j < chars.len() {
                     cur_obf = true;
                 }
                 i = j + 1;
@@ -604,26 +660,21 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
             '$' => {
                 // $IFS / ${IFS} / $IFS$9 act as whitespace; $@ $* $1 expand to nothing.
-                let rest: String = chars[i + 1..chars.len().min(i + 8)].iter().collect();
-                if rest.starts_with("{IFS}") || rest.starts_with("IFS") {
-                    ifs = true;
-                    flush(
-                        &mut cur,
-                        &mut cur_obf,
-                        &mut cur_cmd,
-                        &mut pending,
-                        &mut words,
-                    );
-                    i += if rest.starts_with('{') { 6 } else { 4 };
+                let rest = &chars[i + 1..chars.len().min(i + 8)];
+                let starts = |p: &str| rest.iter().copied().take(p.len()).eq(p.chars());
+                if starts("{IFS}") || starts("IFS") {
+                    t.ifs = true;
+                    flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
+                    i += if rest.first() == Some(&'{') { 6 } else { 4 };
                     continue;
                 }
-                if matches!(next, Some('@' | '*') | Some('0'..='9')) && !cur.is_empty() {
+                if matches!(next, Some('@' | '*') | Some('0'..='9')) && !empty {
                     cur_obf = true;
                     i += 2;
                     continue;
                 }
                 // An unset variable inside a word expands to nothing: `c${KK}url`, `sh$XX`.
-                if !cur.is_empty() {
+                if !empty {
                     if next == Some('{') {
                         if let Some(close) = chars[i..chars.len().min(i + 40)]
                             .iter()
@@ -659,44 +710,113 @@ fn tokenize(s: &str) -> (Vec<Word>, bool /* ifs-style evasion */) {
             }
             _ => {}
         }
-        if cur.is_empty() {
+        if empty {
             cur_cmd = pending;
         }
-        cur.push(c);
+        t.buf.push(c);
         i += 1;
     }
-    flush(
-        &mut cur,
-        &mut cur_obf,
-        &mut cur_cmd,
-        &mut pending,
-        &mut words,
-    );
-    // Wrapper commands pass command position to their argument.
-    let mut k = 0;
-    while k + 1 < words.len() {
-        let lower_word = !words[k].text.bytes().any(|c| c.is_ascii_uppercase());
-        if words[k].cmd.is_some()
-            && lower_word
-            && PREFIXES.contains(&base_name(&words[k].text).as_str())
-        {
-            let sep = words[k].cmd;
-            // `timeout 5 cmd`: skip numeric and flag arguments.
-            let mut m = k + 1;
-            while m < words.len()
-                && m < k + 4
-                && (words[m].text.starts_with('-')
-                    || words[m].text.bytes().all(|b| b.is_ascii_digit()))
-            {
-                m += 1;
-            }
-            if m < words.len() && words[m].cmd.is_none() {
-                words[m].cmd = sep;
-            }
-        }
-        k += 1;
+    flush(&mut t, &mut cur, &mut cur_obf, &mut cur_cmd, &mut pending);
+    t
+}
+
+/// A path into a binary directory: `/bin/sh`, `/usr/local/bin/x`, `sbin/ip`.
+fn abs_bin_path(w: &str) -> bool {
+    [
+        "/bin/",
+        "/usr/bin/",
+        "/sbin/",
+        "/usr/sbin/",
+        "/usr/local/bin/",
+        "bin/",
+        "sbin/",
+    ]
+    .iter()
+    .any(|p| {
+        w.starts_with(p)
+            && w.len() > p.len() + 1
+            && w[p.len()..]
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+    })
+}
+
+/// Whether `judge_words` over `tokenize(text)` is bound to find nothing, decided without
+/// tokenizing. Command positions are the start and what follows a separator (`;`, `|`,
+/// `&`, newline, backtick, `(`; a quote can hide a separator but never adds one), plus
+/// the argument of a wrapper. When the word at each of them (quotes removed as the
+/// tokenizer does; an escape, `$` or non-ASCII byte outside quotes is left to it) names
+/// no command or wrapper, or is the capitalised first word, no word can score. Anything
+/// else is left to the tokenizer (`{` too: it opens a command group).
+///
+/// `f` holds the features of `text` or of a string `text` is part of.
+fn no_command_word(text: &str, f: Feat) -> bool {
+    let b = text.as_bytes();
+    if f.any(Feat::BRACE) && b.contains(&b'{') {
+        return false;
     }
-    (words, ifs)
+    let separator = |c: u8| matches!(c, b';' | b'\n' | b'\r' | b'|' | b'&' | b'`' | b'(');
+    // Delimiters that end a word; `)` and `}` also end command position.
+    let delimiter = |c: u8| {
+        matches!(
+            c,
+            b' ' | b'\t' | 0x0b | 0x0c | b',' | b')' | b'}' | b'<' | b'>'
+        )
+    };
+    let harmless = |at: usize| {
+        let mut i = at;
+        while i < b.len() && matches!(b[i], b' ' | b'\t' | 0x0b | 0x0c | b',' | b'<' | b'>') {
+            i += 1;
+        }
+        if i >= b.len() || matches!(b[i], b')' | b'}') || separator(b[i]) {
+            return true;
+        }
+        // The word as the tokenizer builds it: a quote takes everything up to the same
+        // quote (or the end) literally, without the quotes.
+        let mut j = i;
+        let mut unquoted: Option<String> = None;
+        while j < b.len() {
+            let c = b[j];
+            if c == b'\'' || c == b'"' {
+                let w = unquoted.get_or_insert_with(|| text[i..j].to_string());
+                let close = b[j + 1..]
+                    .iter()
+                    .position(|&x| x == c)
+                    .map_or(b.len(), |p| j + 1 + p);
+                w.push_str(&text[j + 1..close]);
+                j = close + 1;
+                continue;
+            }
+            if !c.is_ascii() || delimiter(c) || separator(c) || matches!(c, b'$' | b'\\') {
+                break;
+            }
+            if let Some(w) = unquoted.as_mut() {
+                w.push(char::from(c));
+            }
+            j += 1;
+        }
+        if j == i || j < b.len() && !delimiter(b[j]) && !separator(b[j]) {
+            return false;
+        }
+        let word = unquoted.as_deref().unwrap_or(&text[i..j.min(b.len())]);
+        if at == 0 && word.bytes().any(|c| c.is_ascii_uppercase()) {
+            return true;
+        }
+        // After a plain `(` (a group, not `$(`) a weak command scores nothing.
+        let group = at >= 1 && b[at - 1] == b'(' && (at < 2 || b[at - 2] != b'$');
+        let name = base_name(word);
+        !(STRONG_SET.contains(&name)
+            || !group && WEAK_SET.contains(&name)
+            || PREFIX_SET.contains(&name)
+            || abs_bin_path(word))
+    };
+    let separators =
+        Feat::SEMI | Feat::CTRL | Feat::PIPE | Feat::AMP | Feat::BACKTICK | Feat::PAREN;
+    harmless(0)
+        && (!f.any(separators)
+            || b.iter()
+                .enumerate()
+                .all(|(k, &c)| !separator(c) || harmless(k + 1)))
 }
 
 fn shellish_arg(w: &str) -> bool {
@@ -768,7 +888,26 @@ fn shellish_arg(w: &str) -> bool {
                 .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit())))
 }
 
-fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32, &'static str) {
+/// Whether `line` (an argument a shell runs as a command line) starts with a command:
+/// one that is not an English word, an absolute path to a binary, or a weak one with a
+/// shell-looking argument.
+fn runs_command(line: &str) -> bool {
+    let mut it = line.split_whitespace();
+    let Some(first) = it.next() else {
+        return false;
+    };
+    let first = first.trim_start_matches(['(', '{', ';', '&', '|']);
+    let name = base_name(first);
+    let name = name.as_ref();
+    if first.bytes().any(|c| c.is_ascii_uppercase()) {
+        return false;
+    }
+    (STRONG_SET.contains(name) && !ENGLISH_STRONG_SET.contains(name))
+        || abs_bin_path(first)
+        || (STRONG_SET.contains(name) || WEAK_SET.contains(name)) && it.take(4).any(shellish_arg)
+}
+
+fn judge_words(words: &[Word<'_>], ifs: bool, prose: bool, free_text: bool) -> (u32, &'static str) {
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
         if s > best.0 {
@@ -777,51 +916,34 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
     };
     for (idx, w) in words.iter().enumerate() {
         let Some(sep) = w.cmd else { continue };
-        let name = base_name(&w.text);
+        let name = base_name(w.text);
+        let name = name.as_ref();
         if name.is_empty() || name.len() > 32 {
             continue;
         }
         // Unix commands are case-sensitive: `Cat` or `AZ` is prose. cmd.exe is not.
         let has_upper = w.text.bytes().any(|c| c.is_ascii_uppercase());
         if has_upper
-            && (!WINDOWS.contains(&name.as_str())
-                || sep == Sep::Start
-                || WEAK.contains(&name.as_str()))
+            && (!WINDOWS_SET.contains(name) || sep == Sep::Start || WEAK_SET.contains(name))
         {
             continue;
         }
-        let strong = STRONG.contains(&name.as_str());
-        let weak = !strong && WEAK.contains(&name.as_str());
-        let abs_bin = [
-            "/bin/",
-            "/usr/bin/",
-            "/sbin/",
-            "/usr/sbin/",
-            "/usr/local/bin/",
-            "bin/",
-            "sbin/",
-        ]
-        .iter()
-        .any(|p| {
-            w.text.starts_with(p)
-                && w.text.len() > p.len() + 1
-                && w.text[p.len()..]
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
-        });
+        let strong = STRONG_SET.contains(name);
+        let weak = !strong && WEAK_SET.contains(name);
+        let abs_bin = abs_bin_path(w.text);
         if !strong && !weak && !abs_bin {
             continue;
         }
-        let args: Vec<&Word> = words[idx + 1..]
+        let args: Vec<&Word<'_>> = words[idx + 1..]
             .iter()
             .take_while(|x| x.cmd.is_none())
             .take(8)
             .collect();
-        let shell_args = args.iter().any(|a| shellish_arg(&a.text));
+        let shell_args = args.iter().any(|a| shellish_arg(a.text));
         let plain_args = args.len();
         let last = args.is_empty() && idx + 1 == words.len();
         let wrapped = idx > 0
-            && PREFIXES.contains(&base_name(&words[idx - 1].text).as_str())
+            && PREFIX_SET.contains(&base_name(words[idx - 1].text))
             && words[idx - 1].cmd.is_some();
         let score = match sep {
             Sep::Start if name == "alias" => {
@@ -844,14 +966,14 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if strong
                     && (name.contains('-')
                         || name.contains('_')
-                        || base_name(&w.text) != w.text.to_ascii_lowercase()
+                        || *base_name(w.text) != w.text.to_ascii_lowercase()
                             && !w.text.contains('/'))
                     && !args.is_empty()
                 {
                     // `aa-disable php-fpm`, `python3.10 x`: names no prose contains.
                     70
                 } else if strong
-                    && !ENGLISH_STRONG.contains(&name.as_str())
+                    && !ENGLISH_STRONG_SET.contains(name)
                     && args.is_empty()
                     && idx + 1 < words.len()
                     && name.len() > 3
@@ -864,7 +986,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if weak
                     && shell_args
                     && !matches!(
-                        name.as_str(),
+                        name,
                         "time" | "date" | "read" | "open" | "help" | "print" | "test"
                     )
                 {
@@ -872,7 +994,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 } else if strong
                     && last
                     && matches!(
-                        name.as_str(),
+                        name,
                         "whoami"
                             | "ifconfig"
                             | "ipconfig"
@@ -907,7 +1029,7 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 78
             }
             Sep::Semi | Sep::Pipe | Sep::And | Sep::Or | Sep::Newline
-                if ENGLISH_STRONG.contains(&name.as_str()) =>
+                if ENGLISH_STRONG_SET.contains(name) =>
             {
                 if shell_args || last {
                     75
@@ -946,16 +1068,39 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
                 }
             }
         };
+        // `eval 'cat /etc/passwd'`, `trap 'rm -rf x' EXIT`: the quoted argument is a
+        // command line the shell runs; judge its first word as a command.
+        let score = if matches!(name, "eval" | "trap")
+            && args.first().is_some_and(|a| runs_command(a.text))
+        {
+            score.max(if sep == Sep::Start { 72 } else { 85 })
+        } else {
+            score
+        };
         // In a document field a bare command line (`curl https://api… -H …`) is usually
         // documentation; it needs a separator or a clearly hostile argument to count.
         let hostile_arg = args.iter().any(|a| {
+            // The path itself, or an operand's value (`dd if=/etc/passwd`, `--file=/etc/…`).
+            let path = a.text.split_once('=').map_or(a.text, |(_, v)| v);
             ["/etc/", "/bin/", "/dev/", "/proc/", "/tmp/"]
                 .iter()
-                .any(|p| a.text.starts_with(p))
+                .any(|p| a.text.starts_with(p) || path.starts_with(p))
                 || a.text == "-e"
                 || a.text == "-c"
         });
-        let score = if sep == Sep::Start && free_text && !hostile_arg && !w.obfuscated {
+        // …or a second command chained after it (`cd /;cd etc;fold passwd`): prose and
+        // documentation do not join commands with shell operators.
+        let chained = sep == Sep::Start
+            && free_text
+            && words[idx + 1..].iter().take(24).any(|x| {
+                matches!(x.cmd, Some(Sep::Semi | Sep::Pipe | Sep::And | Sep::Or))
+                    && !x.text.bytes().any(|c| c.is_ascii_uppercase())
+                    && {
+                        let n = base_name(x.text);
+                        STRONG_SET.contains(n.as_ref()) || WEAK_SET.contains(n.as_ref())
+                    }
+            });
+        let score = if sep == Sep::Start && free_text && !hostile_arg && !w.obfuscated && !chained {
             score.min(55)
         } else {
             score
@@ -981,13 +1126,37 @@ fn judge_words(words: &[Word], ifs: bool, prose: bool, free_text: bool) -> (u32,
 }
 
 /// cmd.exe `FOR /F ... IN (...) DO`, `IF [NOT] EXIST|DEFINED|ERRORLEVEL`, `IF a EQU b`.
-fn windows_batch(lower: &str) -> u32 {
-    let spaced = lower.replacen("if/i", "if /i", 4);
-    let raw: Vec<&str> = spaced.split_whitespace().take(64).collect();
-    let words: Vec<&str> = raw
-        .iter()
-        .map(|w| w.trim_start_matches([';', '&', '|', '@']))
-        .collect();
+fn windows_batch(lower: &str, f: Feat) -> u32 {
+    // A rule needs the word `if` or `for` in command position: first, or after `&`, `|`,
+    // `;` or `(`. Without those characters only the first word can be.
+    if !(lower.contains("if") || lower.contains("for")) {
+        return 0;
+    }
+    if !(f.any(Feat::AMP | Feat::PIPE | Feat::SEMI | Feat::PAREN)
+        && lower
+            .bytes()
+            .any(|c| matches!(c, b'&' | b'|' | b';' | b'(')))
+    {
+        let first = lower.split_whitespace().next().unwrap_or("");
+        let first = first.trim_start_matches('@');
+        if !(first == "if" || first == "for" || first.starts_with("if/i")) {
+            return 0;
+        }
+    }
+    let spaced: Cow<'_, str> = if lower.contains("if/i") {
+        Cow::Owned(lower.replacen("if/i", "if /i", 4))
+    } else {
+        Cow::Borrowed(lower)
+    };
+    let mut raw = [""; 64];
+    let mut words = [""; 64];
+    let mut n = 0;
+    for w in spaced.split_whitespace().take(64) {
+        raw[n] = w;
+        words[n] = w.trim_start_matches([';', '&', '|', '@']);
+        n += 1;
+    }
+    let (raw, words) = (&raw[..n], &words[..n]);
     let mut best = 0;
     for (i, w) in words.iter().enumerate() {
         let at_cmd = i == 0
@@ -1107,10 +1276,10 @@ const PS_TRIGGERS: &[&str] = &[
     "[system.",
     "[convert]::",
 ];
-static PS_DICT: super::Dict = super::Dict::new(PS_TRIGGERS, false);
+pub(super) static PS_DICT: super::Dict = super::Dict::new(PS_TRIGGERS, false);
 
-fn powershell(lower: &str) -> u32 {
-    if !PS_DICT.any(lower) {
+fn powershell(lower: &str, words: Words) -> u32 {
+    if !PS_DICT.any_in(lower, words) {
         return 0;
     }
     let mut best = 0;
@@ -1163,10 +1332,10 @@ fn shell_expressions(text: &str) -> (u32, &'static str) {
     }
     for m in ["<(", ">("] {
         if let Some(p) = text.find(m) {
-            let (words, _) = tokenize(&text[p + 2..]);
-            if words.first().is_some_and(|w| {
-                let n = base_name(&w.text);
-                STRONG.contains(&n.as_str()) || WEAK.contains(&n.as_str())
+            let tokens = tokenize(&text[p + 2..]);
+            if tokens.words().first().is_some_and(|w| {
+                let n = base_name(w.text);
+                STRONG_SET.contains(&n) || WEAK_SET.contains(&n)
             }) {
                 bump(80, "cmdi.process-substitution");
             }
@@ -1320,8 +1489,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     let mut best = Strongest::NONE;
+    // Which characters the value holds at all: a search for one it lacks is skipped.
+    let f = sink.feat;
     // Shellshock: a function definition prefix in any value or header.
-    if let Some(p) = lower.find("()") {
+    if let Some(p) = (f.any(Feat::PAREN) && lower.contains("()"))
+        .then(|| lower.find("()"))
+        .flatten()
+    {
         let rest = lower[p + 2..].trim_start();
         if rest.starts_with('{') {
             best.consider((
@@ -1346,63 +1520,93 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
         _ => text,
     };
-    let prose = text.matches('\n').count() >= 2 && text.split_whitespace().count() >= 10;
+    let prose = f.any(Feat::CTRL)
+        && text.matches('\n').count() >= 2
+        && text.split_whitespace().count() >= 10;
     let free_text = matches!(
         sink.origin,
         Origin::JsonValue | Origin::XmlText | Origin::GraphQl | Origin::RawBody
     );
-    let (words, ifs) = tokenize(text);
-    let (mut sc, rule) = judge_words(&words, ifs, prose, free_text);
-    // Backticks in prose or markdown are code spans, not command substitution.
-    if rule == "cmdi.command" && text.contains('`') && words_outside_backticks(text) >= 4 {
-        let (sc2, _) = judge_words(&tokenize(&text.replace('`', " ")).0, ifs, prose, free_text);
-        sc = sc2.min(sc);
-    }
+    let (sc, rule) = if no_command_word(text, f) {
+        (0, "")
+    } else {
+        let tokens = tokenize(text);
+        let ifs = tokens.ifs;
+        let (mut sc, rule) = judge_words(&tokens.words(), ifs, prose, free_text);
+        // Backticks in prose or markdown are code spans, not command substitution.
+        if rule == "cmdi.command" && text.contains('`') && words_outside_backticks(text) >= 4 {
+            let spaced = tokenize(&text.replace('`', " "));
+            let (sc2, _) = judge_words(&spaced.words(), ifs, prose, free_text);
+            sc = sc2.min(sc);
+        }
+        (sc, rule)
+    };
     best.consider((sc, rule));
     // Quoted-argument context: the value may land inside '…' or "…" in a shell line, so
     // judge what follows the first quote as shell code (`';htop'`).
     for q in ['\'', '"'] {
-        if let Some(p) = text.find(q) {
+        if let Some(p) = f.any(Feat::QUOTE).then(|| text.find(q)).flatten() {
             let rest = &text[p + 1..];
             if rest
                 .trim_start()
                 .starts_with([';', '|', '&', '`', '$', '\n'])
+                && !no_command_word(rest, f)
             {
-                let (words, ifs) = tokenize(rest);
-                let (sc, rule) = judge_words(&words, ifs, prose, free_text);
+                let tokens = tokenize(rest);
+                let (sc, rule) = judge_words(&tokens.words(), tokens.ifs, prose, free_text);
                 best.consider((sc.saturating_sub(5), rule));
             }
         }
     }
-    if text.contains('$') || text.contains("<(") || text.contains(">(") || text.starts_with('~') {
+    if f.any(Feat::DOLLAR) && text.contains('$')
+        || f.any(Feat::PAREN) && text.contains('(') && (text.contains("<(") || text.contains(">("))
+        || text.starts_with('~')
+    {
         best.consider(shell_expressions(text));
     }
-    if let Some(expanded) = brace_expand(text) {
-        let (words, _) = tokenize(&expanded);
-        if let Some(w) = words.first() {
-            let n = base_name(&w.text);
-            if STRONG.contains(&n.as_str()) && n.len() >= 2 {
+    if let Some(expanded) = f.any(Feat::BRACE).then(|| brace_expand(text)).flatten() {
+        let tokens = tokenize(&expanded);
+        if let Some(w) = tokens.words().first() {
+            let n = base_name(w.text);
+            if STRONG_SET.contains(&n) && n.len() >= 2 {
                 best.consider((75, "cmdi.brace-expansion"));
             }
         }
     }
-    let g = glob_path(text);
+    let g = if f.any(Feat::BRACKET) && f.any(Feat::SLASH) {
+        glob_path(text)
+    } else {
+        0
+    };
     if g > 0 {
         best.consider((g, "cmdi.glob-path"));
     }
-    best.consider((windows_batch(lower), "cmdi.windows-batch"));
-    if lower.contains('-') || lower.contains('(') || lower.contains('[') {
-        best.consider((powershell(lower), "cmdi.powershell"));
+    best.consider((windows_batch(lower, f), "cmdi.windows-batch"));
+    if lower.contains('-')
+        || f.any(Feat::PAREN) && lower.contains('(')
+        || f.any(Feat::BRACKET) && lower.contains('[')
+    {
+        best.consider((powershell(lower, sink.words), "cmdi.powershell"));
     }
-    if lower.contains("%comspec%") || lower.contains("%systemroot%") || lower.contains("%windir%") {
+    if f.any(Feat::PCT)
+        && (lower.contains("%comspec%")
+            || lower.contains("%systemroot%")
+            || lower.contains("%windir%"))
+    {
         best.consider((65, "cmdi.windows-env"));
     }
     // Redirection into or out of system paths: `>/tmp/x`, `</etc/passwd`.
     // Every `>` inside a run already trimmed sees the same target: trim each run once,
-    // or `>>>>…` costs the square of its length.
+    // or `>>>>…` costs the square of its length. Both are ASCII: byte offsets are
+    // character offsets.
     let mut trimmed_to = 0;
-    for (i, c) in lower.char_indices() {
-        if (c == '>' || c == '<') && i >= trimmed_to {
+    let scan = if f.any(Feat::LT | Feat::GT) {
+        lower.len()
+    } else {
+        0
+    };
+    for (i, c) in lower.bytes().enumerate().take(scan) {
+        if (c == b'>' || c == b'<') && i >= trimmed_to {
             let rest = lower[i + 1..].trim_start_matches(['>', ' ', '&']);
             trimmed_to = lower.len() - rest.len();
             if rest.starts_with("/tmp/")
@@ -1419,8 +1623,13 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Bash history expansion `!-1`, `!!`.
-    let hist = lower.matches("!-").filter(|_| true).count();
-    if hist >= 2 || lower.contains("!!:") {
+    let bang = f.any(Feat::OTHER) && lower.contains('!');
+    let hist = if bang && lower.contains("!-") {
+        lower.matches("!-").count()
+    } else {
+        0
+    };
+    if hist >= 2 || bang && lower.contains("!!:") {
         best.consider((60, "cmdi.history-expansion"));
     }
     best.report(Class::Cmdi, text, sink);

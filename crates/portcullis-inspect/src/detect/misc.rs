@@ -2,7 +2,7 @@
 //! operators, LDAP filters, serialized objects, prototype pollution, CR/LF injection,
 //! XML entities, interpreted-code injection (PHP, JavaScript, Python, Ruby, Java).
 
-use super::{Dict, Sink, Strongest};
+use super::{Dict, Feat, Sink, Strongest, WordSet, Words};
 use crate::decode;
 use crate::extract::Origin;
 use crate::settings::Class;
@@ -248,6 +248,10 @@ pub(crate) fn ssti(text: &str, lower: &str, sink: &mut Sink) {
     }
     let mut best = 0;
     for (open, close) in DELIMS {
+        // `contains` is vectorised; `find` is not, so it only runs where it will succeed.
+        if !text.contains(open) {
+            continue;
+        }
         let mut from = 0;
         let mut guard = 0;
         while let Some(p) = text[from..].find(open) {
@@ -440,16 +444,24 @@ pub(crate) fn ldapi(text: &str, sink: &mut Sink) {
             best = best.max(60);
         }
     }
-    // `val)&(cn=admin`, `*)!(sn=*`, `x)|(uid=*`: a new filter operator joined on.
-    let squeezed: String = text
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(4096)
-        .collect();
-    if [")&(", ")|(", ")!(", ")(&", ")(|", ")(!"]
-        .iter()
-        .any(|m| squeezed.contains(m))
-    {
+    // `val)&(cn=admin`, `*)!(sn=*`, `x)|(uid=*`: a new filter operator joined on. Each
+    // needs a `)` followed, across whitespace, by one of `&|!(`.
+    let joined = text.match_indices(')').any(|(p, _)| {
+        text[p + 1..]
+            .chars()
+            .find(|c| !c.is_whitespace())
+            .is_some_and(|c| matches!(c, '&' | '|' | '!' | '('))
+    }) && {
+        let squeezed: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .take(4096)
+            .collect();
+        [")&(", ")|(", ")!(", ")(&", ")(|", ")(!"]
+            .iter()
+            .any(|m| squeezed.contains(m))
+    };
+    if joined {
         best = best.max(80);
     }
     if text.starts_with("*)(") || text.starts_with("*))") {
@@ -559,14 +571,15 @@ const JAVA_PACKAGES: &[&str] = &[
     "javax.naming",
 ];
 
-static JAVA_DICT: Dict = Dict::new(JAVA_PACKAGES, true);
+pub(super) static JAVA_DICT: Dict = Dict::new(JAVA_PACKAGES, true);
 
-fn java_class_ref(text: &str, lower: &str) -> u32 {
+/// `words`: the dictionaries with a word in the value `lower` is part of.
+fn java_class_ref(text: &str, lower: &str, words: Words) -> u32 {
     if !text.contains('.') {
         return 0;
     }
     let mut best = 0;
-    for (idx, at) in JAVA_DICT.occurrences(lower, 64) {
+    for (idx, at) in JAVA_DICT.occurrences_in(lower, 64, words) {
         let pkg = JAVA_PACKAGES[idx];
         {
             let boundary = at == 0
@@ -613,50 +626,49 @@ fn java_class_ref(text: &str, lower: &str) -> u32 {
     best
 }
 
-/// Substrings without which only the Java class-name rule can fire.
-const DESER_TRIGGERS: &[&str] = &[
+/// Substrings (any case, anywhere) of the rules below that are not anchored at the start
+/// of the value. Together with [`deser_prefix`] and [`php_object_marker`] they are what
+/// the rules need: without any of them only the Java class-name rule can fire. Short
+/// markers such as `o:`, `s:`, `gar` or `bah` are checked where the rules look for them
+/// (at the start, or before a digit), not anywhere: as substrings they are in most URLs
+/// and sentences.
+const DESER_MARKERS: &[&str] = &[
     "ro0ab",
     "ztaa",
     "s7qaf",
     "aced0005",
     "aaeaaad",
+    "y29zcnn5c3rlbq",
+    "y3bvc2l4cnn5c3rlbq",
     "objectdataprovider",
     "typeconfusedelegate",
-    "system.",
+    "system.windows.data",
+    "system.diagnostics.process",
     "windowsidentity",
     "textformattingrunproperties",
     "psobject",
+    "system.management.automation",
     "activitysurrogateselector",
+    "system.data.dataset",
     "claimsidentity",
     "sessionsecuritytoken",
     "roleprincipal",
-    "o:",
-    "c:",
-    "a:",
-    "s:",
-    "gasv",
-    "gaj",
-    "gan",
-    "gar",
-    "y29zcnn5c3rlbq",
-    "y3bvc2l4cnn5c3rlbq",
-    "cos\n",
-    "cposix\n",
-    "c__builtin__\n",
-    "csubprocess\n",
-    "cbuiltins\n",
+    "system.configuration.install",
     "__reduce__",
     "__setstate__",
     "!!",
     "!ruby/",
     "tag:yaml.org",
-    "bah",
-    "@type",
-    "$type",
-    "@class",
+    "\"@type\"",
+    "\"$type\"",
+    "\"@class\"",
+    "'@type'",
     "processbuilder",
-    "runtime",
-    "transformer",
+    "runtime.getruntime",
+    "java.runtime",
+    "invokertransformer",
+    "chainedtransformer",
+    "constanttransformer",
     "templatesimpl",
     "jdbcrowsetimpl",
     "mlet",
@@ -664,16 +676,59 @@ const DESER_TRIGGERS: &[&str] = &[
     "scriptenginemanager",
     "urlclassloader",
     "methodinvoker",
+    "instantiatetransformer",
     "beanshell",
-    "\u{AC}\u{ED}",
 ];
-static DESER_DICT: Dict = Dict::new(DESER_TRIGGERS, true);
+pub(super) static DESER_DICT: Dict = Dict::new(DESER_MARKERS, true);
+
+/// The starts of values that the anchored rules below look for.
+fn deser_prefix(t: &str) -> bool {
+    let b = t.as_bytes();
+    b.get(..8)
+        .is_some_and(|x| x.eq_ignore_ascii_case(b"aced0005"))
+        || [
+            "\u{AC}\u{ED}",
+            "AAEAAAD/////",
+            "a:",
+            "s:",
+            "gA",
+            "cos\n",
+            "cposix\n",
+            "c__builtin__\n",
+            "csubprocess\n",
+            "cbuiltins\n",
+            "BAh",
+        ]
+        .iter()
+        .any(|p| t.starts_with(p))
+}
+
+/// `O:<digit>` / `C:+<digit>` at a word start within the bytes the PHP object rule scans.
+fn php_object_marker(b: &[u8]) -> bool {
+    (0..b.len().min(4096)).any(|i| {
+        matches!(b[i], b'O' | b'C')
+            && b.get(i + 1) == Some(&b':')
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && match b.get(i + 2) {
+                Some(b'+') => b.get(i + 3).is_some_and(u8::is_ascii_digit),
+                Some(c) => c.is_ascii_digit(),
+                None => false,
+            }
+    })
+}
 
 pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     // ASCII case folding leaves whitespace alone, so both trim to the same bytes.
     let (t, lower) = (text.trim(), lower.trim());
-    if !DESER_DICT.any(t) {
-        let j = java_class_ref(t, lower);
+    // The PHP marker needs a colon and a class name a dot.
+    let f = sink.feat;
+    let php = f.any(Feat::COLON) && php_object_marker(t.as_bytes());
+    if !(deser_prefix(t) || php || DESER_DICT.any_in(t, sink.words)) {
+        let j = if f.any(Feat::DOT) {
+            java_class_ref(t, lower, sink.words)
+        } else {
+            0
+        };
         if j > 0 {
             sink.hit(Class::Deserialization, "deser.java-class", j, text);
         }
@@ -826,7 +881,11 @@ pub(crate) fn deserialization(text: &str, lower: &str, sink: &mut Sink) {
     {
         best.consider((85, "deser.polymorphic-type"));
     }
-    let j = java_class_ref(t, lower);
+    let j = if f.any(Feat::DOT) {
+        java_class_ref(t, lower, sink.words)
+    } else {
+        0
+    };
     if j > 0 {
         best.consider((j, "deser.java-class"));
     }
@@ -948,7 +1007,11 @@ const HEADER_NAMES: &[&str] = &[
 pub(crate) fn crlf(text: &str, sink: &mut Sink) {
     let origin = sink.origin;
     // A full request line inside a value: `GET http://x HTTP/1.1` (request smuggling).
-    if let Some(p) = text.find(" HTTP/") {
+    if let Some(p) = text
+        .contains(" HTTP/")
+        .then(|| text.find(" HTTP/"))
+        .flatten()
+    {
         let before = text[..p].trim_end();
         let method = before
             .rsplit(|c: char| c.is_whitespace())
@@ -1069,12 +1132,13 @@ pub(crate) fn crlf(text: &str, sink: &mut Sink) {
 // ---------------------------------------------------------------------------- XXE
 
 pub(crate) fn xxe(text: &str, lower: &str, sink: &mut Sink) {
-    if !lower.contains("<!")
-        && !lower.contains("xinclude")
-        && !lower.contains("xi:include")
-        && !lower.contains("!entity")
-        && !lower.contains("schemalocation")
-    {
+    let f = sink.feat;
+    let markup = f.any(Feat::LT) && lower.contains("<!")
+        || lower.contains("xinclude")
+        || f.any(Feat::COLON) && lower.contains("xi:include")
+        || f.any(Feat::OTHER) && lower.contains("!entity")
+        || lower.contains("schemalocation");
+    if !markup {
         return;
     }
     if lower.contains("!entity")
@@ -1236,11 +1300,37 @@ const PHP_FUNCS: &[&str] = &[
 
 /// `PHP_FUNCS` as a set, built once.
 fn php_func(name: &str) -> bool {
-    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
-        std::sync::OnceLock::new();
-    SET.get_or_init(|| PHP_FUNCS.iter().copied().collect())
-        .contains(name)
+    static SET: WordSet = WordSet::new(PHP_FUNCS);
+    SET.contains(name)
 }
+
+/// The superglobals and stream wrappers `php_code` looks for.
+pub(super) static PHP_SG_DICT: Dict = Dict::new(
+    &[
+        "$_get",
+        "$_post",
+        "$_request",
+        "$_cookie",
+        "$_server",
+        "$_files",
+        "$_env",
+        "$_session",
+        "$globals",
+        "$http_raw_post_data",
+        "php://input",
+        "php://filter",
+        "php://stdin",
+        "php://stdout",
+        "php://memory",
+        "php://fd",
+        "data://text/plain",
+        "data:text/plain",
+        "zip://",
+        "phar://",
+        "expect://",
+    ],
+    false,
+);
 
 /// Builtins long and distinctive enough to recognise as the tail of a longer identifier
 /// (`FOOgzinflate(`), built once.
@@ -1305,6 +1395,30 @@ fn php_distinctive(name: &str) -> bool {
         )
 }
 
+/// Whether a `(` (or `=(`) follows, across whitespace, a name the call loops of
+/// `php_code` could act on: six characters or more, or a PHP builtin. With a comment
+/// anywhere (they may stand between a name and its `(`) the answer is yes.
+fn php_call_candidate(lower: &str) -> bool {
+    if lower.contains("/*") || lower.contains("//") || lower.contains('#') {
+        return true;
+    }
+    let b = lower.as_bytes();
+    let name_before = |mut end: usize| {
+        while end > 0 && b[end - 1].is_ascii_whitespace() {
+            end -= 1;
+        }
+        let mut start = end;
+        while start > 0 && (b[start - 1].is_ascii_alphanumeric() || b[start - 1] == b'_') {
+            start -= 1;
+        }
+        &lower[start..end]
+    };
+    lower.match_indices('(').any(|(q, _)| {
+        let candidate = |name: &str| name.len() >= 6 || php_func(name);
+        candidate(name_before(q)) || q > 0 && b[q - 1] == b'=' && candidate(name_before(q - 1))
+    })
+}
+
 /// Skips whitespace and C/shell comments; returns the next index.
 fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
     let mut guard = 0;
@@ -1332,7 +1446,8 @@ fn skip_ws_comments(b: &[u8], mut i: usize) -> usize {
 }
 
 /// PHP in a value, read in lower case: PHP names and tags are case-insensitive.
-fn php_code(lower: &str) -> (u32, &'static str) {
+/// `f` holds the features of `lower`, `words` its dictionaries with a word.
+fn php_code(lower: &str, f: Feat, words: Words) -> (u32, &'static str) {
     let b = lower.as_bytes();
     let mut best = (0u32, "");
     let mut bump = |s: u32, r: &'static str| {
@@ -1340,9 +1455,11 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             best = (s, r);
         }
     };
-    if lower.contains("<?php") || lower.contains("<?=") {
+    // Every open tag below starts with `<?`, every bracket tag holds `php`.
+    let open_tag = f.any(Feat::LT) && lower.contains("<?");
+    if open_tag && (lower.contains("<?php") || lower.contains("<?=")) {
         bump(88, "code.php-open-tag");
-    } else if let Some(p) = lower.find("<?") {
+    } else if let Some(p) = open_tag.then(|| lower.find("<?")).flatten() {
         let rest = &lower[p + 2..];
         if !rest.starts_with("xml ")
             && !rest.starts_with("xml?")
@@ -1352,15 +1469,17 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             bump(72, "code.php-open-tag");
         }
     }
-    for tag in ["[php]", "[/php]", "[\\php]", "{php}", "{/php}", "[?php]"] {
-        if lower.contains(tag) {
-            bump(75, "code.php-open-tag");
+    if lower.contains("php") {
+        for tag in ["[php]", "[/php]", "[\\php]", "{php}", "{/php}", "[?php]"] {
+            if lower.contains(tag) {
+                bump(75, "code.php-open-tag");
+            }
         }
     }
     if lower.trim_end().ends_with("<?") {
         bump(65, "code.php-open-tag");
     }
-    if let Some(p) = lower.find("<?xml") {
+    if let Some(p) = open_tag.then(|| lower.find("<?xml")).flatten() {
         let rest = lower[p + 5..].trim_start();
         if !rest.is_empty()
             && !rest.starts_with("version")
@@ -1372,7 +1491,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     }
     // PHP builtins are snake_case with well-known prefixes: `file_exists(`, `curl_init(`.
-    {
+    // It and the function-call loop below look at calls only: without `(`, skip both.
+    let call = f.any(Feat::PAREN) && lower.contains('(') && php_call_candidate(lower);
+    if call {
         let mut i = 0;
         while i < b.len() {
             if !(b[i].is_ascii_alphabetic())
@@ -1476,30 +1597,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             }
         }
     }
-    let has_sg = lower.contains('$') || lower.contains(':');
-    for sg in [
-        "$_get",
-        "$_post",
-        "$_request",
-        "$_cookie",
-        "$_server",
-        "$_files",
-        "$_env",
-        "$_session",
-        "$globals",
-        "$http_raw_post_data",
-        "php://input",
-        "php://filter",
-        "php://stdin",
-        "php://stdout",
-        "php://memory",
-        "php://fd",
-        "data://text/plain",
-        "data:text/plain",
-        "zip://",
-        "phar://",
-        "expect://",
-    ] {
+    // Every superglobal or wrapper has a `$` or a `:`; one scan says whether any is here.
+    let has_sg = f.any(Feat::DOLLAR | Feat::COLON) && PHP_SG_DICT.any_in(lower, words);
+    for &sg in PHP_SG_DICT.words() {
         // Every superglobal or wrapper has a `$` or a `:`.
         if !has_sg {
             break;
@@ -1514,7 +1614,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         }
     }
     // Function calls `name (args)` with comments allowed before `(`.
-    let mut i = 0;
+    let mut i = if call { 0 } else { b.len() };
     while i < b.len() {
         if !(b[i].is_ascii_alphabetic() || b[i] == b'_')
             || (i > 0
@@ -1532,16 +1632,14 @@ fn php_code(lower: &str) -> (u32, &'static str) {
             i += 1;
         }
         let name = &lower[st..i];
-        if !php_func(name) {
+        // Only a call can be code: look for `(` before looking the name up.
+        let j = skip_ws_comments(b, i);
+        if b.get(j) != Some(&b'(') || !php_func(name) {
             continue;
         }
-        let j = skip_ws_comments(b, i);
         let commented =
             lower[i..j].contains("/*") || lower[i..j].contains('#') || lower[i..j].contains("//");
         let spaced = j > i && !commented;
-        if b.get(j) != Some(&b'(') {
-            continue;
-        }
         // Look at the argument list up to the matching paren.
         let mut k = j + 1;
         let mut depth = 1;
@@ -1596,7 +1694,7 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         bump(score, "code.php-function");
     }
     // Variable functions: `$x(`, `$x{0}(`, `$_aB['d'] (17)`, `${'x'}`.
-    let mut i = 0;
+    let mut i = if f.any(Feat::DOLLAR) { 0 } else { b.len() };
     while i < b.len() {
         if b[i] != b'$' {
             i += 1;
@@ -1678,7 +1776,11 @@ fn php_code(lower: &str) -> (u32, &'static str) {
         i = j;
     }
     // `(system)('id')`, `[system][0](ls)`: a callable in brackets.
-    for (open, close) in [("(", ")"), ("[", "]")] {
+    let mut inner_clean = String::new();
+    for (open, close) in [('(', ')'), ('[', ']')] {
+        if !f.any(Feat::PAREN | Feat::BRACKET) {
+            break;
+        }
         let mut from = 0;
         let mut guard = 0;
         while let Some(p) = lower[from..].find(open) {
@@ -1691,9 +1793,9 @@ fn php_code(lower: &str) -> (u32, &'static str) {
                 break;
             };
             let inner_raw = &lower[st..st + q];
-            let inner_clean: String = {
+            inner_clean.clear();
+            {
                 let ib = inner_raw.as_bytes();
-                let mut out = String::new();
                 let mut x = 0;
                 while x < ib.len() {
                     let y = skip_ws_comments(ib, x);
@@ -1701,11 +1803,10 @@ fn php_code(lower: &str) -> (u32, &'static str) {
                         x = y;
                         continue;
                     }
-                    out.push(char::from(ib[x]));
+                    inner_clean.push(char::from(ib[x]));
                     x += 1;
                 }
-                out
-            };
+            }
             let inner = inner_clean.trim().trim_matches(['\'', '"']);
             from = st + q + 1;
             if php_func(inner) && php_distinctive(inner)
@@ -1779,10 +1880,10 @@ const SCRIPT_TRIGGERS: &[&str] = &[
     "fs.",
     "getdeclaredmethod",
 ];
-static SCRIPT_DICT: Dict = Dict::new(SCRIPT_TRIGGERS, true);
+pub(super) static SCRIPT_DICT: Dict = Dict::new(SCRIPT_TRIGGERS, true);
 
-fn script_code(text: &str, lower: &str) -> (u32, &'static str) {
-    if !SCRIPT_DICT.any(text) {
+fn script_code(text: &str, lower: &str, words: Words) -> (u32, &'static str) {
+    if !SCRIPT_DICT.any_in(text, words) {
         return (0, "");
     }
     let compact: String = lower
@@ -2017,8 +2118,8 @@ pub(crate) fn code_injection(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 4 {
         return;
     }
-    let (a, ra) = php_code(lower);
-    let (b, rb) = script_code(text, lower);
+    let (a, ra) = php_code(lower, sink.feat, sink.words);
+    let (b, rb) = script_code(text, lower, sink.words);
     let (s, r) = if a >= b { (a, ra) } else { (b, rb) };
     if s > 0 {
         sink.hit(Class::CodeInjection, r, s, text);

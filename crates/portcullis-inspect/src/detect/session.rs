@@ -16,7 +16,7 @@ use crate::extract::{Origin, Value};
 use crate::settings::Class;
 use crate::Request;
 
-use super::Hit;
+use super::{Hit, WordSet};
 
 /// Default session (or login) cookie names of server frameworks.
 const FRAMEWORK_COOKIES: &[&str] = &[
@@ -99,7 +99,9 @@ fn kind_of(name: &str) -> Option<Kind> {
         .strip_prefix("__host-")
         .or_else(|| lower.strip_prefix("__secure-"))
         .unwrap_or(lower);
-    if FRAMEWORK_COOKIES.contains(&n) || FRAMEWORK_PREFIXES.iter().any(|p| n.starts_with(p)) {
+    static FRAMEWORK_SET: WordSet = WordSet::new(FRAMEWORK_COOKIES);
+    static GENERIC_SET: WordSet = WordSet::new(GENERIC);
+    if FRAMEWORK_SET.contains(n) || FRAMEWORK_PREFIXES.iter().any(|p| n.starts_with(p)) {
         return Some(Kind::Framework);
     }
     // Rails' default `_<app>_session`; Drupal's `SESS`/`SSESS` + 32 hex digits.
@@ -116,12 +118,17 @@ fn kind_of(name: &str) -> Option<Kind> {
     if rails || drupal {
         return Some(Kind::Framework);
     }
-    GENERIC.contains(&n).then_some(Kind::Generic)
+    GENERIC_SET.contains(n).then_some(Kind::Generic)
+}
+
+/// Whether `name` reads as a session identifier at all, whatever the request around it.
+pub(crate) fn is_session_name(name: &str) -> bool {
+    kind_of(name).is_some()
 }
 
 /// Where the request says it was followed from, relative to its own host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Referer {
+pub(crate) enum Referer {
     Absent,
     SameSite,
     CrossSite,
@@ -177,37 +184,31 @@ fn referer(req: &Request<'_>) -> Referer {
     }
 }
 
-/// Adds a finding for every parameter or JSON key named like a session cookie.
-pub(crate) fn judge(req: &Request<'_>, values: &[Value], out: &mut Vec<(usize, Hit)>) {
-    let mut site: Option<Referer> = None;
-    for (i, v) in values.iter().enumerate() {
-        let json = match v.origin {
-            Origin::ParamName if v.header.is_none() => false,
-            Origin::JsonKey => true,
-            _ => continue,
-        };
-        let Some(name) = v.variants.first() else {
-            continue;
-        };
-        let Some(kind) = kind_of(name) else { continue };
-        let from = *site.get_or_insert_with(|| referer(req));
-        let score = match (kind, from) {
-            (Kind::Framework, Referer::SameSite) => 45,
-            (Kind::Framework, _) if json => 62,
-            (Kind::Framework, _) => 66,
-            (Kind::Generic, Referer::CrossSite) if !json => 40,
-            (Kind::Generic, _) => continue,
-        };
-        out.push((
-            i,
-            Hit {
-                class: Class::SessionFixation,
-                detector: "session.parameter",
-                score,
-                snippet: name.chars().take(64).collect(),
-            },
-        ));
-    }
+/// A finding when `v` is a parameter or JSON key named like a session cookie. `site`
+/// caches where the request was followed from, read from its headers the first time a
+/// name needs it.
+pub(crate) fn judge(req: &Request<'_>, site: &mut Option<Referer>, v: &Value<'_>) -> Option<Hit> {
+    let json = match v.origin {
+        Origin::ParamName if v.header.is_none() => false,
+        Origin::JsonKey => true,
+        _ => return None,
+    };
+    let name = v.variants.first();
+    let kind = kind_of(name)?;
+    let from = *site.get_or_insert_with(|| referer(req));
+    let score = match (kind, from) {
+        (Kind::Framework, Referer::SameSite) => 45,
+        (Kind::Framework, _) if json => 62,
+        (Kind::Framework, _) => 66,
+        (Kind::Generic, Referer::CrossSite) if !json => 40,
+        (Kind::Generic, _) => return None,
+    };
+    Some(Hit {
+        class: Class::SessionFixation,
+        detector: "session.parameter",
+        score,
+        snippet: name.chars().take(64).collect(),
+    })
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! operator, a tautology, a UNION, a stacked statement, a time-delay call, a comment that
 //! cuts the rest of the query) rather than for SQL words, which are ordinary English.
 
-use super::{Sink, Strongest};
+use super::{Feat, Sink, Strongest, WordSet};
 use crate::settings::Class;
 
 /// Tokens lexed per context; injected fragments live near where the literal breaks.
@@ -70,9 +70,11 @@ enum K {
 }
 
 #[derive(Debug, Clone)]
-struct Tok {
+struct Tok<'a> {
     k: K,
-    text: String,
+    /// Borrowed from the value (words and variables from its lower-case form); a line
+    /// comment's text runs from its `--`/`#` to the end of its first eight characters.
+    text: &'a str,
     /// Word immediately followed (whitespace/comments allowed) by `(`.
     call: bool,
 }
@@ -363,13 +365,41 @@ const SYSTEM_OBJECTS: &[&str] = &[
     "master.dbo.sysdatabases",
 ];
 
+static ATTACK_FUNC_SET: WordSet = WordSet::new(ATTACK_FUNCS);
+static STRONG_FUNC_SET: WordSet = WordSet::new(STRONG_FUNCS);
+static SYSTEM_OBJECT_SET: WordSet = WordSet::new(SYSTEM_OBJECTS);
+
 fn is_word_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+    // By table: the lexer asks this for every byte of every word.
+    static WORD: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let c = i as u8;
+            t[i] = c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+            i += 1;
+        }
+        t
+    };
+    WORD[usize::from(c)]
 }
 
-fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
+/// The first `n` characters of `s`.
+fn prefix_chars(s: &str, n: usize) -> &str {
+    s.char_indices().nth(n).map_or(s, |(i, _)| &s[..i])
+}
+
+/// `lower` is `s` in ASCII lower case (same byte offsets).
+fn lex<'a>(
+    toks: &mut Vec<Tok<'a>>,
+    s: &'a str,
+    lower: &'a str,
+    start_in_quote: Option<u8>,
+) -> bool {
     let b = s.as_bytes();
-    let mut toks: Vec<Tok> = Vec::new();
+    // The caller's buffer, reused from one context to the next.
+    toks.clear();
+    toks.reserve(s.len() / 4 + 4);
     let mut i = 0usize;
     // In quote context the value starts inside a literal: skip to its closing quote.
     if let Some(q) = start_in_quote {
@@ -391,7 +421,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             i += 1;
         }
         if !closed {
-            return (toks, false);
+            return false;
         }
     }
     let mut prose_until = 0usize;
@@ -411,7 +441,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 }
                 toks.push(Tok {
                     k: K::Comment { terminal: false },
-                    text: "/*!".into(),
+                    text: "/*!",
                     call: false,
                 });
                 continue;
@@ -421,7 +451,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                     let body = &s[i + 2..i + 2 + p];
                     toks.push(Tok {
                         k: K::Comment { terminal: false },
-                        text: body.chars().take(16).collect(),
+                        text: prefix_chars(body, 16),
                         call: false,
                     });
                     i += p + 4;
@@ -429,7 +459,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 None => {
                     toks.push(Tok {
                         k: K::Comment { terminal: true },
-                        text: "/*".into(),
+                        text: "/*",
                         call: false,
                     });
                     i = b.len();
@@ -450,7 +480,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             let len = if b.get(i + 2) == Some(&b'>') { 3 } else { 2 };
             toks.push(Tok {
                 k: K::Cmp,
-                text: s[i..i + len].to_string(),
+                text: &s[i..i + len],
                 call: false,
             });
             i += len;
@@ -459,13 +489,15 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
         if ((c == b'-' && b.get(i + 1) == Some(&b'-')) || c == b'#') && i >= prose_until {
             let end = s[i..].find('\n').map_or(b.len(), |p| i + p);
             // A "comment" holding a run of prose is punctuation in text, not SQL.
-            let content = s[i..end].trim_start_matches(['-', '#']).trim();
+            let body = s[i..end].trim_start_matches(['-', '#']).trim_start();
+            let content_at = end - body.len();
+            let content = body.trim_end();
             if content.len() > 24 && content.split_whitespace().count() >= 4 {
                 // Remember it, so later `#`/`--` on the same line do not rescan it.
                 prose_until = end;
                 toks.push(Tok {
                     k: K::Other,
-                    text: "#".into(),
+                    text: "#",
                     call: false,
                 });
                 i += if c == b'#' { 1 } else { 2 };
@@ -473,8 +505,10 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             }
             // Only the last line matters for cutting the query; a newline continues SQL.
             let terminal = end == b.len() || s[end..].trim().is_empty();
-            let mut text: String = if c == b'#' { "# ".into() } else { "--".into() };
-            text.extend(content.chars().take(8));
+            // From the comment marker to the end of the content's first eight characters:
+            // what lies between is `-`, `#` and whitespace.
+            let kept = prefix_chars(content, 8);
+            let text = &s[i..(content_at + kept.len()).max(i + 1)];
             toks.push(Tok {
                 k: K::Comment { terminal },
                 text,
@@ -503,14 +537,15 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 j += 1;
             }
             let end = j.min(b.len());
-            let inner: String = s.get(i + 1..end).unwrap_or("").chars().take(32).collect();
+            let inner = prefix_chars(s.get(i + 1..end).unwrap_or(""), 32);
             let k = if q == b'`' {
                 K::Ident
             } else {
                 K::Str { closed }
             };
+            // A backtick identifier keeps its opening backtick.
             let text = if q == b'`' {
-                format!("`{inner}")
+                &s[i..i + 1 + inner.len()]
             } else {
                 inner
             };
@@ -546,7 +581,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             }
             toks.push(Tok {
                 k: K::Num,
-                text: s[st..i].to_string(),
+                text: &s[st..i],
                 call: false,
             });
             continue;
@@ -554,7 +589,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
         if c == b'@' && b.get(i + 1) == Some(&b'>') {
             toks.push(Tok {
                 k: K::Cmp,
-                text: "@>".into(),
+                text: "@>",
                 call: false,
             });
             i += 2;
@@ -571,7 +606,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             }
             toks.push(Tok {
                 k: K::Var,
-                text: s[st..i].to_ascii_lowercase(),
+                text: &lower[st..i],
                 call: false,
             });
             continue;
@@ -585,13 +620,13 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             {
                 i += 1;
             }
-            let word = s[st..i].to_ascii_lowercase();
+            let word = &lower[st..i];
             // PostgreSQL array constructor `array['a','b']` is one literal.
             if word == "array" && b.get(i) == Some(&b'[') {
                 if let Some(p) = s[i..].find(']') {
                     toks.push(Tok {
                         k: K::Str { closed: true },
-                        text: "array".into(),
+                        text: "array",
                         call: false,
                     });
                     i += p + 1;
@@ -600,7 +635,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
             }
             // N'..', X'..', B'..', E'..' prefixed literals.
             if matches!(
-                word.as_str(),
+                word,
                 "n" | "x" | "b" | "e" | "_utf8" | "_latin1" | "_binary"
             ) && matches!(b.get(i), Some(b'\''))
             {
@@ -621,7 +656,7 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 }
             }
             let call = b.get(j) == Some(&b'(');
-            let mut k = classify(&word);
+            let mut k = classify(word);
             if let K::Stmt(_) = k {
                 // `if(` / `char(` etc. are calls; `select(` is still select.
             } else if call && k == K::Ident {
@@ -685,7 +720,8 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
                 _ => (K::Other, 1),
             },
         };
-        let text = String::from_utf8_lossy(&b[i..(i + len).min(b.len())]).into_owned();
+        // Operators and punctuation are ASCII, so the slice ends on a character boundary.
+        let text = &s[i..(i + len).min(b.len())];
         toks.push(Tok {
             k,
             text,
@@ -693,12 +729,12 @@ fn lex(s: &str, start_in_quote: Option<u8>) -> (Vec<Tok>, bool) {
         });
         i += len;
     }
-    (toks, true)
+    true
 }
 
 /// Token stream without non-terminal comments, plus facts about the comments.
-struct Stream {
-    t: Vec<Tok>,
+struct Stream<'a> {
+    t: Vec<Tok<'a>>,
     terminal_comment: bool,
     /// The terminal comment holds words (`# BLAH`) rather than nothing or `-`/`+`.
     terminal_words: bool,
@@ -710,29 +746,27 @@ struct Stream {
     quote_prefix_words: bool,
 }
 
-fn strip(toks: Vec<Tok>) -> Stream {
-    let mut t = Vec::with_capacity(toks.len());
+fn strip(mut t: Vec<Tok<'_>>) -> Stream<'_> {
     let mut terminal_comment = false;
     let mut terminal_words = false;
     let mut inline_comments = 0;
     let mut exec_comment = false;
-    for tok in toks {
-        match tok.k {
-            K::Comment { terminal } => {
-                if tok.text == "/*!" {
-                    exec_comment = true;
-                }
-                if terminal {
-                    terminal_comment = true;
-                    terminal_words = tok.text.len() > 2
-                        && tok.text[2..].bytes().any(|c| c.is_ascii_alphanumeric());
-                } else {
-                    inline_comments += 1;
-                }
+    t.retain(|tok| match tok.k {
+        K::Comment { terminal } => {
+            if tok.text == "/*!" {
+                exec_comment = true;
             }
-            _ => t.push(tok),
+            if terminal {
+                terminal_comment = true;
+                // Only `-`, `#` and whitespace precede a line comment's words.
+                terminal_words = tok.text.bytes().any(|c| c.is_ascii_alphanumeric());
+            } else {
+                inline_comments += 1;
+            }
+            false
         }
-    }
+        _ => true,
+    });
     Stream {
         t,
         terminal_comment,
@@ -753,11 +787,11 @@ fn is_func(tok: &Tok) -> bool {
 }
 
 fn known_func(tok: &Tok) -> bool {
-    tok.call && ATTACK_FUNCS.contains(&tok.text.as_str())
+    tok.call && ATTACK_FUNC_SET.contains(tok.text)
 }
 
 fn strong_func(tok: &Tok) -> bool {
-    tok.call && STRONG_FUNCS.contains(&tok.text.as_str())
+    tok.call && STRONG_FUNC_SET.contains(tok.text)
 }
 
 /// End of a balanced parenthesised group starting at `i` (which is `(`); returns the
@@ -925,14 +959,10 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
     match tok.k {
         K::Stmt(Stmt::Select) => {
             let mut j = i + 1;
-            while j < t.len()
-                && matches!(
-                    t[j].text.as_str(),
-                    "distinct" | "all" | "top" | "distinctrow"
-                )
-            {
+            while j < t.len() && matches!(t[j].text, "distinct" | "all" | "top" | "distinctrow") {
                 j += 1;
-                if t.get(j).is_some_and(|x| x.k == K::Num) {
+                // `top 10`; after `all` or `distinct` a number is the first column.
+                if t[j - 1].text == "top" && t.get(j).is_some_and(|x| x.k == K::Num) {
                     j += 1;
                 }
             }
@@ -1020,10 +1050,23 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
         {
             85
         }
-        K::Stmt(Stmt::Delete)
-            if next_k == Some(K::From) && t.get(i + 2).is_some_and(|x| x.k == K::Ident) =>
-        {
-            85
+        K::Stmt(Stmt::Delete) => {
+            // MySQL's modifiers sit between `delete` and `from`.
+            let mut j = i + 1;
+            while t
+                .get(j)
+                .is_some_and(|x| matches!(x.text, "low_priority" | "quick" | "ignore"))
+                && j < i + 4
+            {
+                j += 1;
+            }
+            if t.get(j).is_some_and(|x| x.k == K::From)
+                && t.get(j + 1).is_some_and(|x| x.k == K::Ident)
+            {
+                85
+            } else {
+                0
+            }
         }
         // `TRUNCATE [orders]`, ``TRUNCATE `orders` ``: the table keyword is optional, and
         // a quoted identifier is SQL, not prose.
@@ -1039,7 +1082,7 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
             80
         }
         K::Stmt(Stmt::Ddl) => {
-            let obj = next.map(|x| x.text.as_str()).unwrap_or("");
+            let obj = next.map(|x| x.text).unwrap_or("");
             // `drop table if exists x`; after the object name the statement must end
             // (`drop table tennis practice` is prose).
             let mut name_at = i + 2;
@@ -1064,7 +1107,7 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
                             | K::Comment { .. }
                             | K::Str { closed: false }
                     ) || matches!(
-                        x.text.as_str(),
+                        x.text,
                         "cascade"
                             | "restrict"
                             | "purge"
@@ -1117,7 +1160,7 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
             }
         }
         K::Stmt(Stmt::Exec) => {
-            let n = next.map(|x| x.text.as_str()).unwrap_or("");
+            let n = next.map(|x| x.text).unwrap_or("");
             if n.starts_with("xp_")
                 || n.starts_with("sp_")
                 || n.starts_with("master.")
@@ -1144,7 +1187,7 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
         {
             90
         }
-        K::Stmt(Stmt::Other) => match tok.text.as_str() {
+        K::Stmt(Stmt::Other) => match tok.text {
             "call" if next.is_some_and(|x| x.call) => 80,
             "begin"
                 if t.get(i + 1..)
@@ -1156,6 +1199,28 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
             {
                 80
             }
+            // `begin declare @x varchar(8000)`: a T-SQL block, cut where the value ends.
+            "begin"
+                if next_k == Some(K::Stmt(Stmt::Declare))
+                    && t.get(i + 2).is_some_and(|x| x.k == K::Var) =>
+            {
+                80
+            }
+            // MySQL `load data [local] infile 'f'`, `load xml infile 'f'`.
+            "load"
+                if next.is_some_and(|x| x.text == "data" || x.text == "xml")
+                    && t.get(i + 2..)
+                        .unwrap_or(&[])
+                        .iter()
+                        .take(3)
+                        .position(|x| x.text == "infile")
+                        .is_some_and(|p| {
+                            t.get(i + 3 + p)
+                                .is_some_and(|x| matches!(x.k, K::Str { .. }))
+                        }) =>
+            {
+                85
+            }
             _ => 0,
         },
         K::Stmt(Stmt::Set)
@@ -1165,6 +1230,30 @@ fn valid_statement(t: &[Tok], i: usize) -> u32 {
         }
         _ => 0,
     }
+}
+
+/// A T-SQL `IF` statement at `j`: `IF EXISTS (…`, or a condition then a statement
+/// (`IF 1=1 DROP DATABASE x`, `IF (SELECT …) WAITFOR DELAY '0:0:5'`).
+fn tsql_if(t: &[Tok], j: usize) -> u32 {
+    if !t.get(j).is_some_and(|x| x.text == "if" && !x.call) {
+        return 0;
+    }
+    let mut compared = false;
+    for k in j + 1..t.len().min(j + 12) {
+        let x = &t[k];
+        if x.text == "exists" && t.get(k + 1).is_some_and(|y| y.k == K::LParen) && k <= j + 2 {
+            return 75;
+        }
+        match x.k {
+            K::Cmp | K::CmpWord => compared = true,
+            K::Stmt(_) if compared || k > j + 1 && t[k - 1].k == K::RParen => {
+                return if valid_statement(t, k) > 0 { 80 } else { 0 };
+            }
+            K::Semi => return 0,
+            _ => {}
+        }
+    }
+    0
 }
 
 /// Score of a tail that follows a break-out point (closing quote, or start of value in
@@ -1229,7 +1318,7 @@ fn judge_tail(t: &[Tok], start: usize, after_quote: bool, s: &Stream) -> (u32, &
         && (matches!(first.k, K::Logic | K::Cmp)
             || first.k == K::CmpWord
                 && matches!(
-                    first.text.as_str(),
+                    first.text,
                     "like" | "rlike" | "regexp" | "sounds" | "glob" | "ilike" | "similar"
                 ))
     {
@@ -1339,6 +1428,10 @@ fn judge_tail(t: &[Tok], start: usize, after_quote: bool, s: &Stream) -> (u32, &
                     &mut best,
                 );
             }
+            let cond = tsql_if(t, i + 1);
+            if cond > 0 {
+                bump(cond, "sqli.stacked-if", &mut best);
+            }
             if after_quote
                 && t.get(i + 1).is_some_and(|x| {
                     matches!(
@@ -1373,7 +1466,7 @@ fn judge_tail(t: &[Tok], start: usize, after_quote: bool, s: &Stream) -> (u32, &
             let mut j = i + 1;
             while t
                 .get(j)
-                .is_some_and(|x| matches!(x.text.as_str(), "all" | "distinct") || x.k == K::LParen)
+                .is_some_and(|x| matches!(x.text, "all" | "distinct") || x.k == K::LParen)
             {
                 j += 1;
             }
@@ -1514,9 +1607,10 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
         match tok.k {
             K::Union => {
                 let mut j = i + 1;
-                while t.get(j).is_some_and(|x| {
-                    matches!(x.text.as_str(), "all" | "distinct") || x.k == K::LParen
-                }) {
+                while t
+                    .get(j)
+                    .is_some_and(|x| matches!(x.text, "all" | "distinct") || x.k == K::LParen)
+                {
                     j += 1;
                 }
                 if t.get(j).is_some_and(|x| x.k == K::Stmt(Stmt::Select)) {
@@ -1586,11 +1680,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
                         "session_user",
                         "@@version",
                     ];
-                    if known_func(tok)
-                        && args
-                            .iter()
-                            .any(|x| x.call && info.contains(&x.text.as_str()))
-                    {
+                    if known_func(tok) && args.iter().any(|x| x.call && info.contains(&x.text)) {
                         bump(75, "sqli.info-function");
                     }
                     if strong_func(tok) && sql_args(args) {
@@ -1621,7 +1711,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
                     }
                 }
                 let bare_name = tok.text.trim_start_matches('`');
-                if SYSTEM_OBJECTS.contains(&bare_name)
+                if SYSTEM_OBJECT_SET.contains(bare_name)
                     || bare_name.starts_with("information_schema.")
                 {
                     bump(70, "sqli.system-object");
@@ -1641,7 +1731,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
     for i in 0..t.len() {
         // PostgreSQL casts: `'..'::jsonb`, `password::int`.
         if t[i].text == "::" {
-            let ty = t.get(i + 1).map(|x| x.text.as_str()).unwrap_or("");
+            let ty = t.get(i + 1).map(|x| x.text).unwrap_or("");
             let sql_type = matches!(
                 ty,
                 "int"
@@ -1758,8 +1848,7 @@ fn judge_anywhere(t: &[Tok], s: &Stream, bare: bool) -> (u32, &'static str) {
         }
         // `select pg_sleep`: a statement naming a dangerous function.
         if t.first().is_some_and(|x| x.k == K::Stmt(Stmt::Select))
-            && t.get(1)
-                .is_some_and(|x| STRONG_FUNCS.contains(&x.text.as_str()))
+            && t.get(1).is_some_and(|x| STRONG_FUNC_SET.contains(x.text))
         {
             bump(70, "sqli.statement");
         }
@@ -1977,51 +2066,54 @@ fn literal_comparison(t: &[Tok]) -> (u32, &'static str) {
     (if cmps >= 2 { 75 } else { 62 }, "sqli.literal-comparison")
 }
 
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+/// Judges one value; `lower` is `text` in ASCII lower case.
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 2 {
         return;
     }
     // Cheap prefilter: SQL injection needs punctuation or a SQL word boundary.
-    let has_signal = text.bytes().any(|c| {
-        matches!(
-            c,
-            b'\''
-                | b'"'
-                | b'('
-                | b';'
-                | b'='
-                | b'-'
-                | b'#'
-                | b'/'
-                | b'|'
-                | b'&'
-                | b'@'
-                | b'<'
-                | b'>'
-                | b'`'
-        )
-    }) || text.len() >= 4;
+    let has_signal = text.len() >= 4
+        || text.bytes().any(|c| {
+            matches!(
+                c,
+                b'\''
+                    | b'"'
+                    | b'('
+                    | b';'
+                    | b'='
+                    | b'-'
+                    | b'#'
+                    | b'/'
+                    | b'|'
+                    | b'&'
+                    | b'@'
+                    | b'<'
+                    | b'>'
+                    | b'`'
+            )
+        });
     if !has_signal {
         return;
     }
     let mut best = Strongest::NONE;
     // Bare / numeric context.
-    let (toks, _) = lex(text, None);
+    let mut toks = Vec::new();
+    lex(&mut toks, text, lower, None);
     let s = strip(toks);
     best.consider(literal_comparison(&s.t));
     best.consider(judge_anywhere(&s.t, &s, true));
     best.consider(judge_bare_chain(&s.t, &s));
     best.consider(structure_score(&s.t, 0, false, &s));
+    let mut toks = s.t;
     // Quote contexts.
     for q in [b'\'', b'"', b'`'] {
-        if !text.as_bytes().contains(&q) {
+        if !sink.feat.any(Feat::QUOTE | Feat::BACKTICK) || !text.as_bytes().contains(&q) {
             continue;
         }
-        let (toks, ok) = lex(text, Some(q));
-        if !ok {
+        if !lex(&mut toks, text, lower, Some(q)) {
             continue;
         }
-        let mut s = strip(toks);
+        let mut s = strip(std::mem::take(&mut toks));
         s.quote_at_start = text.trim_start().as_bytes().first() == Some(&q);
         s.quote_prefix_words = text
             .split(char::from(q))
@@ -2031,6 +2123,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         best.consider(structure_score(&s.t, 0, true, &s));
         let (a, rule) = judge_anywhere(&s.t, &s, false);
         best.consider((a, rule));
+        toks = s.t;
     }
     best.report(Class::Sqli, text, sink);
 }

@@ -2,7 +2,10 @@
 //! and the host classified by address, including decimal, octal, hex, short and
 //! IPv6-mapped IPv4 spellings. URLs to public hosts pass.
 
-use super::{Sink, Strongest};
+use std::borrow::Cow;
+
+use super::{Feat, Sink, Strongest};
+use crate::extract::Origin;
 use crate::settings::Class;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -16,13 +19,24 @@ enum HostKind {
 /// Parses an IPv4 address the way `inet_aton` does: 1–4 parts, each decimal, octal
 /// (leading 0) or hex (0x). Returns the address and whether the spelling is unusual.
 pub(crate) fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
-    let parts: Vec<&str> = h.split('.').collect();
-    if parts.is_empty() || parts.len() > 4 || parts.iter().any(|p| p.is_empty()) {
-        return None;
+    let mut part_buf = [""; 4];
+    let mut n_parts = 0;
+    for p in h.split('.') {
+        if n_parts == 4 || p.is_empty() {
+            return None;
+        }
+        part_buf[n_parts] = p;
+        n_parts += 1;
     }
-    let mut nums = Vec::with_capacity(4);
+    let parts = &part_buf[..n_parts];
+    let mut num_buf = [0u64; 4];
+    let mut n_nums = 0;
     let mut odd = parts.len() != 4;
-    for p in &parts {
+    let mut nums = |v: u64| {
+        num_buf[n_nums] = v;
+        n_nums += 1;
+    };
+    for p in parts {
         let (digits, radix) = if let Some(x) = p.strip_prefix("0x") {
             odd = true;
             (x, 16)
@@ -33,12 +47,13 @@ pub(crate) fn parse_ipv4(h: &str) -> Option<(u32, bool)> {
             (*p, 10)
         };
         if digits.is_empty() && radix == 16 {
-            nums.push(0u64);
+            nums(0u64);
             continue;
         }
         let v = u64::from_str_radix(digits, radix).ok()?;
-        nums.push(v);
+        nums(v);
     }
+    let nums = &num_buf[..n_nums];
     let last = *nums.last()?;
     let head = &nums[..nums.len() - 1];
     if head.iter().any(|&v| v > 255) {
@@ -174,9 +189,10 @@ fn classify_name(h: &str) -> HostKind {
                 "spoofed.burpcollaborator.net",
             ];
             if h.ends_with(".localhost")
-                || loopback_dns
-                    .iter()
-                    .any(|d| h == *d || h.ends_with(&format!(".{d}")))
+                || loopback_dns.iter().any(|d| {
+                    h.strip_suffix(d)
+                        .is_some_and(|r| r.is_empty() || r.ends_with('.'))
+                })
             {
                 HostKind::Loopback
             } else if h.ends_with(".internal")
@@ -207,7 +223,12 @@ fn classify_name(h: &str) -> HostKind {
 
 /// Classifies a host string; the bool says whether the spelling was obfuscated.
 fn classify_host(host: &str) -> (HostKind, bool) {
-    let h = host.trim().to_ascii_lowercase();
+    let h = host.trim();
+    let h = if h.bytes().any(|c| c.is_ascii_uppercase()) {
+        Cow::Owned(h.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(h)
+    };
     let h = h.trim_end_matches('.');
     if h.is_empty() {
         return (HostKind::Public, false);
@@ -297,8 +318,11 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 3 {
         return;
     }
-    if let Some(h) = sink.header {
-        // Addresses in these headers describe the client, not a fetch target.
+    // The parameters of a Referer's query are judged as parameters (`Origin::ParamValue`).
+    if let Some(h) = sink.header.filter(|_| sink.origin != Origin::ParamValue) {
+        // Addresses in these headers describe the client, not a fetch target. A
+        // User-Agent that is a plain product list (`+http://10.0.0.5/bot` in a comment
+        // included) is judged only for tool names; one that is not is judged as a value.
         if matches!(
             h,
             "referer"
@@ -313,13 +337,16 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
                 | "true-client-ip"
                 | "cf-connecting-ip"
                 | "x-forwarded-server"
-                | "user-agent"
         ) {
             return;
         }
     }
     let mut best = Strongest::NONE;
-    let mut from = 0;
+    // Dangerous schemes apart: they count where a plain internal address does not.
+    let mut schemes = Strongest::NONE;
+    // Schemes, `://` and `unix:` all need a colon.
+    let colon = sink.feat.any(Feat::COLON);
+    let mut from = if colon { 0 } else { lower.len() };
     let mut guard = 0;
     while let Some(p) = lower[from..].find(':') {
         guard += 1;
@@ -344,7 +371,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             | "telnet" | "ssh"
                 if slashes || scheme == "jar" || scheme == "netdoc" =>
             {
-                best.consider((
+                schemes.consider((
                     if matches!(scheme, "gopher" | "dict") {
                         88
                     } else {
@@ -353,7 +380,9 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
                     "ssrf.dangerous-scheme",
                 ));
             }
-            "file" if slashes || rest.starts_with('/') => best.consider((80, "ssrf.file-scheme")),
+            "file" if slashes || rest.starts_with('/') => {
+                schemes.consider((80, "ssrf.file-scheme"))
+            }
             _ => {}
         }
         if matches!(
@@ -399,7 +428,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // Remote file inclusion: a URL to a raw IP address serving a server-side script.
-    if let Some(p) = lower.find("://") {
+    if let Some(p) = (colon && lower.contains("://"))
+        .then(|| lower.find("://"))
+        .flatten()
+    {
         let after = &lower[p + 3..];
         let (host, _) = authority(after);
         let path = after.get(host.len()..).unwrap_or("");
@@ -417,12 +449,12 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         }
     }
     // mod_proxy unix sockets: `unix:/path|http://backend/`.
-    if lower.contains("unix:") && lower.contains("|http") {
+    if colon && lower.contains("unix:") && lower.contains("|http") {
         best.consider((80, "ssrf.unix-socket"));
     }
     // Scheme-less host at the start of the value: `localhost/`, `127.0.0.1:8080`.
     let t = lower.trim();
-    if !t.contains("://") {
+    if !(colon && t.contains("://")) {
         // `user@host` without a scheme is an account or e-mail address.
         let starts_host = t.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '[')
             && !t.split('/').next().unwrap_or("").contains('@');
@@ -472,6 +504,14 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
+    // A Referer's parameter naming a private or loopback address is how a page on an
+    // intranet host or a local development server links to itself (`?next=http://
+    // 192.168.1.20/…`); a metadata host or a dangerous scheme is not a navigation target.
+    if sink.header == Some("referer") && best.1 == "ssrf.internal-host" {
+        schemes.report(Class::Ssrf, text, sink);
+        return;
+    }
+    best.consider((schemes.0, schemes.1));
     best.report(Class::Ssrf, text, sink);
 }
 

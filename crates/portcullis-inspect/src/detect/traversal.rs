@@ -2,7 +2,9 @@
 //! separators, `..` variants such as `..;`, `...`, `.%00.`) and judged by how far it
 //! climbs and what it reaches (system files, secrets, dot directories).
 
-use super::{Dict, Hit, Sink, Strongest};
+use std::borrow::Cow;
+
+use super::{Dict, Feat, Hit, Sink, Strongest, Words};
 use crate::extract::{Origin, Value};
 use crate::settings::Class;
 
@@ -196,8 +198,15 @@ const DOT_DIRS: &[&str] = &[
     ".terraformrc",
 ];
 
-/// Normalises path punctuation: backslashes to `/`, strips NULs, lower-cases.
-fn normalise(s: &str) -> String {
+/// Normalises path punctuation: backslashes to `/`, strips NULs, lower-cases. `lower` is
+/// `s` in ASCII lower case, which is the answer for most values.
+fn normalise<'a>(s: &str, lower: &'a str, f: Feat) -> Cow<'a, str> {
+    // Without a backslash, control (NUL) or non-ASCII byte the loop below only lower-cases.
+    let plain = !f.any(Feat::BSLASH | Feat::CTRL | Feat::NONASCII)
+        || s.bytes().all(|c| c.is_ascii() && c != b'\\' && c != 0);
+    if plain && !lower.contains("0x") {
+        return Cow::Borrowed(lower);
+    }
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -214,7 +223,7 @@ fn normalise(s: &str) -> String {
             .replace("0x5c", "/")
             .replace("0x2f", "/");
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Counts `..`-like segments: `..`, `...`, `..;`, `. .`, and `..` followed by junk that
@@ -322,12 +331,32 @@ const COMPACT_TARGETS: &[&str] = &[
     "procself",
 ];
 
-static SENSITIVE_DICT: Dict = Dict::new(SENSITIVE, false);
+pub(super) static SENSITIVE_DICT: Dict = Dict::new(SENSITIVE, false);
+
+/// Stream wrappers that include a file or code.
+pub(super) static WRAPPER_SCHEMES: Dict = Dict::new(
+    &[
+        "php://filter",
+        "php://input",
+        "zip://",
+        "phar://",
+        "expect://",
+        "data://",
+        "glob://",
+        "file:///",
+        "jar:file:",
+        "netdoc:",
+        "compress.zlib://",
+    ],
+    false,
+);
 
 /// The first entry of `SENSITIVE` (in list order) that occurs at a path boundary.
-fn sensitive_hit(p: &str) -> Option<&'static str> {
+/// `words`: the dictionaries with a word in the value `p` is (when `p` is its lower-case
+/// form).
+fn sensitive_hit(p: &str, words: Words) -> Option<&'static str> {
     SENSITIVE_DICT
-        .occurrences(p, 256)
+        .occurrences_in(p, 256, words)
         .into_iter()
         .filter(|&(_, pos)| {
             pos == 0
@@ -341,12 +370,17 @@ fn sensitive_hit(p: &str) -> Option<&'static str> {
         .and_then(|idx| SENSITIVE_DICT.words().get(idx).copied())
 }
 
-/// Judges one value; pushes at most one finding.
-pub(crate) fn detect(text: &str, sink: &mut Sink) {
+/// Judges one value; `lower` is `text` in ASCII lower case.
+pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.len() < 3 {
         return;
     }
-    let p = normalise(text);
+    let p = normalise(text, lower, sink.feat);
+    // The dictionary scan of the value applies to `p` only when normalising changed nothing.
+    let words = match p {
+        Cow::Borrowed(_) => sink.words,
+        Cow::Owned(_) => Words::ALL,
+    };
     let origin = sink.origin;
     let mut best = Strongest::NONE;
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
@@ -358,7 +392,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
     } else {
         0
     };
-    let sensitive = sensitive_hit(&p);
+    let sensitive = sensitive_hit(&p, words);
     let looks_path = p.contains('/');
     if ups > 0 {
         let score = match (ups, sensitive.is_some()) {
@@ -394,7 +428,7 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
         best.consider((70, "traversal.compact-target"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
-    if let Some(pos) = p.find("....") {
+    if let Some(pos) = p.contains("....").then(|| p.find("....")).flatten() {
         let after = p[pos..].trim_start_matches(['.', '/']);
         if COMPACT_TARGETS.iter().any(|t| after.starts_with(t)) {
             best.consider((85, "traversal.dot-run"));
@@ -473,9 +507,10 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
                 && seg != ".well-known"
                 && !seg.starts_with("..")
             {
-                let known = DOT_DIRS
-                    .iter()
-                    .any(|d| seg == *d || seg.starts_with(&format!("{d}.")));
+                let known = DOT_DIRS.iter().any(|d| {
+                    seg.strip_prefix(d)
+                        .is_some_and(|r| r.is_empty() || r.starts_with('.'))
+                });
                 best.consider((if known { 78 } else { 64 }, "traversal.hidden-path"));
             }
             // Backups, dumps, logs and keys: files a site serves by mistake.
@@ -492,27 +527,9 @@ pub(crate) fn detect(text: &str, sink: &mut Sink) {
             }
         }
     }
-    // Wrapper schemes used for inclusion.
-    for scheme in if !p.contains(':') {
-        &[][..]
-    } else {
-        &[
-            "php://filter",
-            "php://input",
-            "zip://",
-            "phar://",
-            "expect://",
-            "data://",
-            "glob://",
-            "file:///",
-            "jar:file:",
-            "netdoc:",
-            "compress.zlib://",
-        ][..]
-    } {
-        if p.contains(scheme) {
-            best.consider((80, "traversal.wrapper-scheme"));
-        }
+    // Wrapper schemes used for inclusion (one scan for all of them).
+    if p.contains(':') && WRAPPER_SCHEMES.any_in(&p, words) {
+        best.consider((80, "traversal.wrapper-scheme"));
     }
     best.report(Class::Traversal, text, sink);
 }
@@ -546,6 +563,16 @@ const INCLUDE_SUFFIXES: &[&str] = &[
 /// Whether a parameter name (the last `[key]` of a PHP-style name counts) names an
 /// include location; `basePath`, `base-path` and `base_path` read the same.
 fn include_location_name(name: &str) -> bool {
+    // Every listed name ends in `path`, `dir` or `root`, and the snake form's last
+    // letters are the key's own (the key ends the name, up to its `]`): anything else is
+    // no include location, without the copy.
+    let end = name.trim_end_matches(']').as_bytes();
+    let tail = |w: &str| {
+        end.len() >= w.len() && end[end.len() - w.len()..].eq_ignore_ascii_case(w.as_bytes())
+    };
+    if !(tail("path") || tail("dir") || tail("root")) {
+        return false;
+    }
     let key = name
         .rsplit_once('[')
         .map_or(name, |(_, k)| k.trim_end_matches(']'));
@@ -596,32 +623,27 @@ fn remote_location(value: &str) -> bool {
 }
 
 /// Remote file inclusion: a remote URL in a parameter named like an include location.
-pub(crate) fn remote_include(values: &[Value], out: &mut Vec<(usize, Hit)>) {
-    for (i, v) in values.iter().enumerate().skip(1) {
-        if !matches!(v.origin, Origin::ParamValue | Origin::JsonValue) || v.header.is_some() {
-            continue;
-        }
-        let name = &values[i - 1];
-        if !matches!(name.origin, Origin::ParamName | Origin::JsonKey)
-            || name.location != v.location
-        {
-            continue;
-        }
-        let (Some(n), Some(text)) = (name.variants.first(), v.variants.last()) else {
-            continue;
-        };
-        if remote_location(text) && include_location_name(n) {
-            out.push((
-                i,
-                Hit {
-                    class: Class::Traversal,
-                    detector: "traversal.remote-include",
-                    score: 72,
-                    snippet: text.chars().take(200).collect(),
-                },
-            ));
-        }
+pub(crate) fn remote_include(name_location: &str, v: &Value<'_>) -> Option<Hit> {
+    if !matches!(v.origin, Origin::ParamValue | Origin::JsonValue)
+        || v.header.is_some()
+        || v.location != name_location
+    {
+        return None;
     }
+    let text = v.variants.last();
+    remote_location(text).then(|| Hit {
+        class: Class::Traversal,
+        detector: "traversal.remote-include",
+        score: 72,
+        snippet: text.chars().take(200).collect(),
+    })
+}
+
+/// Whether `v` is a parameter or JSON key whose name says it holds an include location;
+/// [`remote_include`] then judges the value that follows it.
+pub(crate) fn names_include_location(v: &Value<'_>) -> bool {
+    matches!(v.origin, Origin::ParamName | Origin::JsonKey)
+        && include_location_name(v.variants.first())
 }
 
 #[cfg(test)]

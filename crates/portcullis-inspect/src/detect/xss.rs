@@ -2,7 +2,7 @@
 //! handlers, script URIs, dangerous CSS) and a small JavaScript tokenizer for values
 //! that land in script context (sink calls, DOM access, JSFuck, template calls).
 
-use super::{Sink, Strongest};
+use super::{Feat, Sink, Strongest, WordSet};
 use crate::settings::Class;
 
 /// Bytes scanned per tag; a tag longer than this is judged on its prefix.
@@ -12,6 +12,17 @@ const MAX_TAGS: usize = 256;
 
 fn tag_score(name: &str) -> u32 {
     let n = name.rsplit(':').next().unwrap_or(name);
+    // A prefixed document container (`soap:Body`, `w:body`, `x:html`) is an element of
+    // its own XML vocabulary: it holds nothing a browser runs unless a handler is on it
+    // (judged apart). Prefixed script-capable elements (`x:script`, `h:iframe` bound to
+    // XHTML) and foreign-content roots (`svg:svg`) keep their score.
+    if n.len() < name.len() && matches!(n, "html" | "body" | "layer" | "ilayer" | "bgsound") {
+        return 15;
+    }
+    local_tag_score(n)
+}
+
+fn local_tag_score(n: &str) -> u32 {
     match n {
         "script" => 92,
         "iframe" | "frame" | "frameset" | "object" | "embed" | "applet" | "base" | "import"
@@ -486,7 +497,7 @@ struct JTok<'a> {
 
 fn js_tokens(s: &str) -> Vec<JTok<'_>> {
     let b = s.as_bytes();
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(s.len() / 4 + 4);
     let mut i = 0;
     while i < b.len() && out.len() < 4096 {
         let c = b[i];
@@ -625,9 +636,27 @@ const DOM_PROPS: &[&str] = &[
     "textcontent",
 ];
 
+static SINK_CALL_SET: WordSet = WordSet::new(SINK_CALLS);
+static DOM_OBJECT_SET: WordSet = WordSet::new(DOM_OBJECTS);
+static DOM_PROP_SET: WordSet = WordSet::new(DOM_PROPS);
+
+/// Longest identifier any rule of `js_score` compares with (`decodeuricomponent`).
+const JS_WORD_MAX: usize = 32;
+
+/// `word` in ASCII lower case in `buf`, or `None` when it is longer than any identifier
+/// `js_score` compares with (so no rule can name it).
+fn js_lower<'b>(word: &str, buf: &'b mut [u8; JS_WORD_MAX]) -> Option<&'b str> {
+    let out = buf.get_mut(..word.len())?;
+    out.copy_from_slice(word.as_bytes());
+    out.make_ascii_lowercase();
+    std::str::from_utf8(out).ok()
+}
+
 /// Scores script context: calls to sinks, DOM access, obfuscation.
 fn js_score(s: &str) -> (u32, &'static str) {
     let toks = js_tokens(s);
+    let mut word_buf = [0u8; JS_WORD_MAX];
+    let mut prop_buf = [0u8; JS_WORD_MAX];
     let mut best = (0u32, "");
     let mut bump = |sc: u32, r: &'static str| {
         if sc > best.0 {
@@ -639,10 +668,12 @@ fn js_score(s: &str) -> (u32, &'static str) {
         if t.k != J::Ident {
             continue;
         }
-        let lower = t.text.to_ascii_lowercase();
+        let Some(lower) = js_lower(t.text, &mut word_buf) else {
+            continue;
+        };
         let next = toks.get(i + 1).map(|x| x.k);
         let prev_dot = i > 0 && toks[i - 1].k == J::P(b'.');
-        if SINK_CALLS.contains(&lower.as_str()) {
+        if SINK_CALL_SET.contains(lower) {
             match next {
                 Some(J::P(b'(')) => {
                     // Judge the argument list: JS arguments rarely hold bare English.
@@ -671,7 +702,7 @@ fn js_score(s: &str) -> (u32, &'static str) {
                         n += 1;
                     }
                     let empty = toks.get(i + 2).is_some_and(|x| x.k == J::P(b')'));
-                    let base: u32 = match lower.as_str() {
+                    let base: u32 = match lower {
                         "eval" | "settimeout" | "setinterval" | "execscript" | "fromcharcode"
                         | "constructor" | "function" => 80,
                         "alert" | "prompt" | "confirm" => 75,
@@ -705,11 +736,14 @@ fn js_score(s: &str) -> (u32, &'static str) {
                 _ => {}
             }
         }
-        if DOM_OBJECTS.contains(&lower.as_str()) && !prev_dot {
+        if DOM_OBJECT_SET.contains(lower) && !prev_dot {
             match (next, toks.get(i + 2)) {
                 (Some(J::P(b'.')), Some(p)) if p.k == J::Ident => {
-                    let prop = p.text.to_ascii_lowercase();
-                    if DOM_PROPS.contains(&prop.as_str()) && lower != "this" && lower != "content" {
+                    let prop = js_lower(p.text, &mut prop_buf);
+                    if prop.is_some_and(|x| DOM_PROP_SET.contains(x))
+                        && lower != "this"
+                        && lower != "content"
+                    {
                         bump(72, "xss.dom-access");
                     }
                 }
@@ -754,7 +788,12 @@ fn js_score(s: &str) -> (u32, &'static str) {
         }
     }
     // JSFuck-style: nothing but []()!+ characters.
-    let core: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+    let core: Vec<u8> = if s.contains('!') && s.contains('[') && s.contains(']') {
+        s.bytes().filter(|c| !c.is_ascii_whitespace()).collect()
+    } else {
+        // Without `!` and `[]` the test below fails anyway.
+        Vec::new()
+    };
     if core.len() >= 4 {
         let fuck = core
             .iter()
@@ -770,6 +809,69 @@ fn js_score(s: &str) -> (u32, &'static str) {
     best
 }
 
+/// Whether `js_score` can score anything in `lower` or in a suffix of it (the suffixes
+/// it is given start after a quote or `&{`, never inside a name). Each of its rules
+/// needs a sink name before a call or template, a subscript (`[`), `new Function`, or a
+/// member `.name` that is a DOM property or one written to (`.cookie =`); a comment
+/// between two tokens could hide a pair, so a comment means yes.
+fn js_possible(lower: &str, f: Feat) -> bool {
+    if f.any(Feat::BRACKET) && lower.contains('[')
+        || lower.contains("function")
+        || f.any(Feat::SLASH) && (lower.contains("/*") || lower.contains("//"))
+    {
+        return true;
+    }
+    let b = lower.as_bytes();
+    // A call or a template counts after a sink name (a template also after `.call`,
+    // `.apply`, `.bind`): the identifier right before it, across whitespace.
+    if f.any(Feat::PAREN | Feat::BACKTICK) {
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80;
+        for (q, &c) in b.iter().enumerate() {
+            if c != b'(' && c != b'`' {
+                continue;
+            }
+            let mut end = q;
+            while end > 0 && b[end - 1].is_ascii_whitespace() {
+                end -= 1;
+            }
+            let mut start = end;
+            while start > 0 && ident(b[start - 1]) {
+                start -= 1;
+            }
+            let name = &lower[start..end];
+            if SINK_CALL_SET.contains(name)
+                || c == b'`' && matches!(name, "call" | "apply" | "bind")
+            {
+                return true;
+            }
+        }
+    }
+    if !f.any(Feat::DOT) {
+        return false;
+    }
+    let mut from = 0;
+    while let Some(p) = lower[from..].find('.') {
+        let mut i = from + p + 1;
+        from = i;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let start = i;
+        while i < b.len()
+            && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+        {
+            i += 1;
+        }
+        let name = &lower[start..i];
+        if DOM_PROP_SET.contains(name)
+            || matches!(name, "cookie" | "innerhtml" | "outerhtml" | "srcdoc")
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// Whether text before position `p` contains a way out of a surrounding string or tag.
 fn has_breakout(s: &str) -> bool {
     s.bytes()
@@ -782,7 +884,10 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         return;
     }
     let mut best = Strongest::NONE;
-    if lower.contains('<') {
+    // `f` says which characters the value holds at all: a search for one it does not
+    // hold is skipped.
+    let f = sink.feat;
+    if f.any(Feat::LT) && lower.contains('<') {
         best.consider(judge_tags(text, lower));
         // `<f o r m`, `< x: script`: tag names spelled with spaces.
         for (p, _) in lower.match_indices('<').take(32) {
@@ -826,15 +931,18 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     if text.contains('\u{BC}') && seven_bit_markup(text) {
         best.consider((68, "xss.seven-bit-markup"));
     }
-    if let Some(p) = lower.find("formaction=") {
+    if let Some(p) = (f.any(Feat::EQ) && lower.contains("formaction="))
+        .then(|| lower.find("formaction="))
+        .flatten()
+    {
         if p > 0 && matches!(lower.as_bytes()[p - 1], b'"' | b'\'' | b' ' | b'/') {
             best.consider((70, "xss.attribute-handler"));
         }
     }
-    if lower.contains("on") && lower.contains('=') {
+    if f.any(Feat::EQ) && lower.contains("on") && lower.contains('=') {
         best.consider(judge_attribute_breakout(lower));
     }
-    if lower.contains(':') {
+    if f.any(Feat::COLON) && lower.contains(':') {
         // A script URI as the whole value (a link field), or after a quote/paren.
         let u = if harmless_js_uri(lower) {
             0
@@ -870,10 +978,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if lower
-        .bytes()
-        .any(|c| matches!(c, b'(' | b'`' | b'.' | b'[' | b'!'))
-    {
+    if js_possible(lower, f) {
         let (js, rule) = js_score(text);
         if js > 0 {
             let bonus = if has_breakout(text) { 8 } else { 0 };
@@ -890,24 +995,26 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
         // Netscape JavaScript entities: `&{alert(1)};`.
-        if let Some(p) = text.find("&{") {
+        if let Some(p) = text.contains("&{").then(|| text.find("&{")).flatten() {
             let (js, _) = js_score(&text[p + 2..]);
             if js >= 50 {
                 best.consider((80, "xss.js-entity"));
             }
         }
     }
-    if lower.contains("url(javascript")
-        || lower.contains("url(vbscript")
-        || lower.contains("url(\"javascript")
-        || lower.contains("url('javascript")
+    let paren = f.any(Feat::PAREN);
+    if paren
+        && (lower.contains("url(javascript")
+            || lower.contains("url(vbscript")
+            || lower.contains("url(\"javascript")
+            || lower.contains("url('javascript"))
     {
         best.consider((85, "xss.css"));
     }
-    if lower.contains("expression(")
+    if paren && lower.contains("expression(")
         || lower.contains("-moz-binding")
-        || lower.contains("behavior:")
-        || lower.contains("url(")
+        || f.any(Feat::COLON) && lower.contains("behavior:")
+        || paren && lower.contains("url(")
     {
         best.consider((css_score(lower).saturating_sub(5), "xss.css"));
     }

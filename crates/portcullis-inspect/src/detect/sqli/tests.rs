@@ -147,3 +147,34 @@ fn issue_5_truncate_with_a_quoted_identifier() {
         assert!(s(l) < BLOCK, "{l}: {}", s(l));
     }
 }
+
+#[test]
+fn issue_5_statement_grammar() {
+    // `SELECT ALL|DISTINCT` before a numeric first column, MySQL `DELETE` modifiers and
+    // `LOAD DATA|XML INFILE`, T-SQL `BEGIN DECLARE` and `IF` statements.
+    for a in [
+        "-1 union select all 1,2,group_concat(login,0x3a,password) from users",
+        "99999 UNION SELECT DISTINCT 1,pass,3 from users/*",
+        "1; delete quick from orders",
+        "1;delete low_priority ignore from sessions",
+        "1;load data infile '/etc/passwd' into table t",
+        "1; LOAD XML LOCAL INFILE \"/tmp/x.xml\" INTO TABLE t",
+        "1;BEGIN DECLARE @x varchar(8000)",
+        "';if 1=1 drop database shop-- -a",
+        "1; if exists (select * from users) waitfor delay '0:0:5'",
+        "x'; IF (SELECT COUNT(*) FROM users) > 0 WAITFOR DELAY '0:0:5'--",
+    ] {
+        assert!(s(a) >= BLOCK, "should block {a:?}: {}", s(a));
+    }
+    for l in [
+        "select all 3 items, then checkout",
+        "Please delete quick replies from my inbox",
+        "load data; if you can, then save it",
+        "Begin; declare your intent",
+        "If 1 = 1 then we drop the idea; fine",
+        "We'll load XML infile handling next sprint",
+        "if exists (a draft) keep it",
+    ] {
+        assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
+    }
+}

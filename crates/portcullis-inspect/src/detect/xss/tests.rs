@@ -107,3 +107,26 @@ fn issue_5_seven_bit_markup() {
         assert!(decoded(l) < BLOCK, "{l}: {}", decoded(l));
     }
 }
+
+#[test]
+fn issue_5_prefixed_element_names() {
+    // `soap:Body`, `w:body` are containers of their own XML vocabulary; script-capable
+    // elements and foreign-content roots count under a prefix (bound to XHTML they run).
+    for a in [
+        "<x:script xmlns:x=\"http://www.w3.org/1999/xhtml\">alert(1)</x:script>",
+        "<h:iframe src=\"javascript:alert(1)\">",
+        "<svg:svg onload=alert(1)>",
+        "<svg:svg>",
+        "<soap:Body onload=alert(1)>",
+        "<body>",
+    ] {
+        assert!(s(a) >= BLOCK, "should block {a:?}: {}", s(a));
+    }
+    for l in [
+        "<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><m:Ping/></soap:Body></soap:Envelope>",
+        "<w:body><w:p>Quarterly report</w:p></w:body>",
+        "<S:Envelope><S:Header/><S:Body><ns2:getOrder><id>42</id></ns2:getOrder></S:Body></S:Envelope>",
+    ] {
+        assert!(s(l) < BLOCK, "should pass {l:?}: {}", s(l));
+    }
+}
