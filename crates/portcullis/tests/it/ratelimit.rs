@@ -320,12 +320,14 @@ async fn a_quota_survives_a_restart() {
     assert_eq!(response.status(), 429, "the quota was reset by a restart");
     let used: Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(used["error"]["code"], "quota_exceeded");
-    // And the CLI, from the store.
-    let output = bin()
+    // And the CLI, from the store. Awaited, not blocked on: this test's runtime also runs
+    // the gateway, whose usage writer may hold SQLite's write lock until it is polled again.
+    let output = tokio::process::Command::from(bin())
         .args(["keys", "show", "--json", "-c"])
         .arg(&gw.config_path)
         .arg(&key_id)
         .output()
+        .await
         .unwrap();
     assert!(
         output.status.success(),
