@@ -16,6 +16,9 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
+use crate::h1_client::UpstreamBody;
+use crate::h1_server::H1Body;
+
 /// Boxed error of a body.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -27,12 +30,61 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// A client's request body as it arrives: none, from hyper (HTTP/2) or from the gateway's
+/// HTTP/1.1 connection driver.
+#[derive(Debug)]
+pub enum ClientBody {
+    /// No body.
+    Empty,
+    /// An HTTP/2 stream's body.
+    Hyper(Incoming),
+    /// An HTTP/1.1 body, read from the connection.
+    H1(H1Body),
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ClientBody::Empty => Poll::Ready(None),
+            ClientBody::Hyper(body) => match Pin::new(body).poll_frame(cx) {
+                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            ClientBody::H1(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Empty => true,
+            ClientBody::Hyper(body) => body.is_end_stream(),
+            ClientBody::H1(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Empty => SizeHint::with_exact(0),
+            ClientBody::Hyper(body) => body.size_hint(),
+            ClientBody::H1(body) => body.size_hint(),
+        }
+    }
+}
+
 /// A client's request body on its way upstream.
 #[derive(Debug)]
 pub struct RequestBody {
     /// Bytes already read from the client (for inspection), sent first.
     prefix: Option<Bytes>,
-    inner: Option<Incoming>,
+    inner: Option<ClientBody>,
     remaining: u64,
     limit: u64,
     received: Option<Arc<AtomicU64>>,
@@ -44,7 +96,7 @@ impl RequestBody {
     /// `prefix` is what was already read from `inner` (and counted); it is sent first.
     pub fn new(
         prefix: Bytes,
-        inner: Incoming,
+        inner: ClientBody,
         limit: u64,
         received: Option<Arc<AtomicU64>>,
     ) -> Self {
@@ -103,7 +155,7 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err)))),
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -139,14 +191,14 @@ pub enum PrefixError {
     /// The body grew past `max_body_bytes`.
     TooLarge,
     /// The client's body failed (reset, malformed chunking).
-    Client(hyper::Error),
+    Client(BoxError),
 }
 
 /// Reads the first `want` bytes of a body (a little more when a frame straddles the bound),
 /// enforcing `limit` on the total. Returns the bytes and whether the whole body fits in
 /// `want` bytes.
 pub async fn read_prefix(
-    body: &mut Incoming,
+    body: &mut ClientBody,
     want: usize,
     limit: u64,
     received: Option<&Arc<AtomicU64>>,
@@ -179,10 +231,12 @@ pub async fn read_prefix(
 /// Reads and throws away what is left of a refused request body, for a bounded time and
 /// size, so that the client reads the gateway's answer instead of a connection reset (a
 /// socket closed with unread input sends RST, which destroys the response in flight).
-pub fn discard_in_background(mut body: Incoming) {
-    if body.is_end_stream() {
-        return;
-    }
+/// An HTTP/1.1 body goes back to its connection, whose driver does this after the answer.
+pub fn discard_in_background(body: ClientBody) {
+    let mut body = match body {
+        ClientBody::Hyper(body) if !body.is_end_stream() => body,
+        _ => return,
+    };
     tokio::spawn(async move {
         let mut budget: u64 = LINGER_BYTES;
         let drain = async {
@@ -223,7 +277,7 @@ pub trait OnResponseEnd: Send + 'static {
 }
 
 enum Kind {
-    Upstream(Incoming),
+    Upstream(UpstreamBody),
     Full(Option<Bytes>),
 }
 
@@ -244,7 +298,7 @@ impl std::fmt::Debug for ResponseBody {
 
 impl ResponseBody {
     /// The upstream's body, streamed.
-    pub fn upstream(body: Incoming, on_end: Option<Box<dyn OnResponseEnd>>) -> Self {
+    pub fn upstream(body: UpstreamBody, on_end: Option<Box<dyn OnResponseEnd>>) -> Self {
         Self {
             kind: Kind::Upstream(body),
             sent: 0,
@@ -285,12 +339,7 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.kind {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream(body) => match Pin::new(body).poll_frame(cx) {
-                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Box::new(err) as BoxError))),
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            },
+            Kind::Upstream(body) => Pin::new(body).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {

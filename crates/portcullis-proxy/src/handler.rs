@@ -12,7 +12,6 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::Body as _;
-use hyper::body::Incoming;
 use portcullis_config::LargeBody;
 use portcullis_core::ratelimit::{RATELIMIT, RATELIMIT_POLICY};
 use portcullis_core::{Decision, LimitOutcome, Rejection, RequestCtx, RouteMatch, Verdict};
@@ -20,9 +19,11 @@ use portcullis_limit::Permit;
 
 use crate::access_log::AccessRecord;
 use crate::body::{
-    is_body_too_large, read_prefix, OnResponseEnd, PrefixError, RequestBody, ResponseBody,
+    is_body_too_large, read_prefix, ClientBody, OnResponseEnd, PrefixError, RequestBody,
+    ResponseBody,
 };
 use crate::gateway::{Gateway, Snapshot};
+use crate::h1_client::{SendError, UpstreamBody};
 use crate::headers::{self, X_CONTENT_TYPE_OPTIONS, X_POWERED_BY, X_REQUEST_ID};
 use crate::metrics::{FindingLabels, Name, RequestLabels, UpstreamErrorLabels};
 use crate::upstream::UpstreamPool;
@@ -36,9 +37,6 @@ pub struct ConnInfo {
     pub tls: bool,
     /// The peer's forwarding header values, computed once per connection.
     pub forwarding: Arc<headers::Forwarding>,
-    /// HTTP/1: whether the request head being handled carried `Content-Length` (which the
-    /// HTTP parser drops when `Transfer-Encoding` is present too).
-    pub content_length_in_head: Arc<std::sync::atomic::AtomicBool>,
     /// The bucket of `limits.global` for the listener the connection arrived on (global
     /// limits are per listener), named once per connection.
     pub global_bucket: Arc<str>,
@@ -54,7 +52,6 @@ impl ConnInfo {
             peer,
             tls,
             forwarding: Arc::new(headers::Forwarding::new(peer.ip(), tls)),
-            content_length_in_head: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             global_bucket: Arc::from("global|"),
             over_connection_cap: false,
         }
@@ -125,7 +122,7 @@ impl Gateway {
     /// JSON error shape.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<ClientBody>,
         conn: &ConnInfo,
     ) -> Response<ResponseBody> {
         let start = Instant::now();
@@ -271,7 +268,7 @@ impl Gateway {
         ctx: &mut RequestCtx,
         head: &Parts,
         conn: &ConnInfo,
-        body: &mut Incoming,
+        body: &mut ClientBody,
         received: Option<&Arc<AtomicU64>>,
     ) -> Result<(usize, Bytes), Rejection> {
         let gateway = &snapshot.config.gateway;
@@ -296,14 +293,6 @@ impl Gateway {
                     wait,
                 ));
             }
-        }
-        if head.headers.contains_key(header::TRANSFER_ENCODING)
-            && conn.content_length_in_head.load(Ordering::Relaxed)
-        {
-            return Err(Rejection::bad_request(
-                "conflicting_framing",
-                "a request must not carry both Content-Length and Transfer-Encoding",
-            ));
         }
         if headers::head_size(&head.method, &head.uri, &head.headers) > gateway.max_header_bytes {
             return Err(Rejection::headers_too_large(gateway.max_header_bytes));
@@ -393,9 +382,9 @@ impl Gateway {
         id_header: Option<&HeaderValue>,
         head: &mut Parts,
         prefix: Bytes,
-        body: Incoming,
+        body: ClientBody,
         received: &Option<Arc<AtomicU64>>,
-    ) -> Result<(Response<Incoming>, u64), Rejection> {
+    ) -> Result<(Response<UpstreamBody>, u64), Rejection> {
         let gateway = &snapshot.config.gateway;
         headers::strip_hop_by_hop(&mut head.headers);
         headers::set_identity(&mut head.headers, ctx.principal.as_ref());
@@ -481,7 +470,8 @@ impl Gateway {
                 (None, _) => std::mem::take(&mut head.headers),
             };
             let upstream_start = Instant::now();
-            let result = tokio::time::timeout(timeout, pool.client().request(request)).await;
+            let result =
+                tokio::time::timeout(timeout, crate::h1_client::send(pool, target, request)).await;
             let elapsed = u64::try_from(upstream_start.elapsed().as_micros()).unwrap_or(u64::MAX);
             match result {
                 Ok(Ok(response)) => {
@@ -490,7 +480,7 @@ impl Gateway {
                     }
                     return Ok((response, elapsed));
                 }
-                Ok(Err(err)) if err.is_connect() => {
+                Ok(Err(err @ SendError::Connect(_) | err @ SendError::ConnectTimeout)) => {
                     pool.mark_failed(target);
                     self.upstream_error(pool, "connect");
                     tracing::warn!(
@@ -604,7 +594,7 @@ fn security_headers(
 }
 
 fn respond_upstream(
-    upstream: Response<Incoming>,
+    upstream: Response<UpstreamBody>,
     snapshot: &Snapshot,
     ctx: &RequestCtx,
     id: Option<HeaderValue>,

@@ -1,14 +1,17 @@
-//! The Portcullis data plane: listeners, TLS, HTTP/1.1 and HTTP/2 (hyper), the request path,
+//! The Portcullis data plane: listeners, TLS, HTTP/1.1 (our own, on `portcullis-h1`) and
+//! HTTP/2 (hyper), the request path,
 //! upstream pools, the access log and metrics.
 
 #![forbid(unsafe_code)]
 
 pub mod access_log;
 pub mod body;
-mod framing;
 pub mod gateway;
+pub mod h1_client;
+pub mod h1_server;
 pub mod handler;
 pub mod headers;
+mod io;
 pub mod keys;
 pub mod metrics;
 pub mod quotas;

@@ -14,24 +14,23 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use hyper::server::conn::{http1, http2};
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use portcullis_core::rejection::error_body;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::framing::HeadScanner;
 use crate::gateway::Gateway;
 use crate::handler::ConnInfo;
+use crate::io::Io;
 use crate::metrics::ListenerLabels;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -153,6 +152,8 @@ async fn worker(
     mut stop: watch::Receiver<bool>,
 ) {
     let graceful = Arc::new(GracefulShutdown::new());
+    // HTTP/1.1 connections hold a receiver: told to finish, waited for until all are gone.
+    let (h1_drain_tx, h1_drain_rx) = watch::channel(false);
     let (loop_stop_tx, loop_stop_rx) = watch::channel(false);
     let mut loops = Vec::new();
     for (socket, tls) in sockets {
@@ -168,6 +169,7 @@ async fn worker(
             listener,
             tls,
             Arc::clone(&graceful),
+            h1_drain_rx.clone(),
             loop_stop_rx.clone(),
         )));
     }
@@ -180,15 +182,17 @@ async fn worker(
     for accept in loops {
         let _ = accept.await;
     }
+    drop(h1_drain_rx);
+    let _ = h1_drain_tx.send(true);
     let drain = gateway.snapshot().config.gateway.drain_timeout;
     // The accept loops have ended, so this is the last reference.
     let Ok(graceful) = Arc::try_unwrap(graceful) else {
         return;
     };
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let both = async {
+        tokio::join!(graceful.shutdown(), h1_drain_tx.closed());
+    };
+    if tokio::time::timeout(drain, both).await.is_err() {
         tracing::warn!(
             worker = worker_index(),
             "drain timeout reached; closing the remaining connections"
@@ -201,6 +205,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: bool,
     graceful: Arc<GracefulShutdown>,
+    h1_drain: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -212,9 +217,10 @@ async fn accept_loop(
             Ok((stream, peer)) => {
                 let gateway = Arc::clone(&gateway);
                 let watcher = graceful.watcher();
-                tokio::spawn(
-                    async move { serve_connection(gateway, stream, peer, tls, watcher).await },
-                );
+                let drain = h1_drain.clone();
+                tokio::spawn(async move {
+                    serve_connection(gateway, stream, peer, tls, watcher, drain).await;
+                });
             }
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
             Err(err) => {
@@ -240,6 +246,7 @@ async fn serve_connection(
     peer: SocketAddr,
     tls: bool,
     watcher: Watcher,
+    drain: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let gauge = gateway
@@ -290,11 +297,12 @@ async fn serve_connection(
             }
         };
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-        let io = ConnIo::new(stream, Bytes::new());
         if h2 {
-            serve_h2(gateway, io, info, watcher).await;
+            serve_h2(gateway, stream, info, watcher).await;
         } else {
-            serve_h1(gateway, io, info, watcher).await;
+            drop(watcher);
+            let conn = crate::h1_server::conn_with(Io::Server(Box::new(stream)), b"");
+            crate::h1_server::serve(gateway, conn, info, drain).await;
         }
         return;
     }
@@ -304,24 +312,26 @@ async fn serve_connection(
     match tokio::time::timeout(header_timeout, sniff(&mut stream, &mut sniffed)).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return,
-        Err(_) => {
+        Err(_) if sniffed.is_empty() => {
             gateway.metrics.header_timeouts.inc();
-            // A 408 goes out only when part of a request arrived.
-            write_408(
-                &gateway,
-                ConnIo::new(stream, Bytes::from(sniffed)).into_slot(),
-            )
-            .await;
             return;
         }
+        // Part of a request arrived: the HTTP/1.1 driver answers 408 when its own head
+        // timer ends, which it already has.
+        Err(_) => {}
     }
-    let prefix = Bytes::from(sniffed);
-    let h2 = prefix.starts_with(H2_PREFACE);
-    let io = ConnIo::new(stream, prefix);
-    if h2 {
-        serve_h2(gateway, io, info, watcher).await;
+    if sniffed.starts_with(H2_PREFACE) {
+        serve_h2(
+            gateway,
+            PrefixedIo::new(stream, Bytes::from(sniffed)),
+            info,
+            watcher,
+        )
+        .await;
     } else {
-        serve_h1(gateway, io, info, watcher).await;
+        drop(watcher);
+        let conn = crate::h1_server::conn_with(Io::Plain(stream), &sniffed);
+        crate::h1_server::serve(gateway, conn, info, drain).await;
     }
 }
 
@@ -341,46 +351,7 @@ async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
     }
 }
 
-fn http1_builder(gateway: &Gateway) -> http1::Builder {
-    let snapshot = gateway.snapshot();
-    let config = &snapshot.config.gateway;
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.request_header_timeout)
-        // hyper refuses heads past its read buffer with a bare 431; keep the buffer a little
-        // larger than the bound so the gateway's own check (JSON 431) sees most oversize heads.
-        .max_buf_size((config.max_header_bytes + 4096).max(8192))
-        .keep_alive(true);
-    builder
-}
-
-async fn serve_h1<S>(gateway: Arc<Gateway>, io: ConnIo<S>, info: ConnInfo, watcher: Watcher)
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let io = io.with_scanner(Arc::clone(&info.content_length_in_head));
-    let slot = Arc::clone(&io.state);
-    let service_gateway = Arc::clone(&gateway);
-    let service_info = info.clone();
-    let service = service_fn(move |request| {
-        let gateway = Arc::clone(&service_gateway);
-        let info = service_info.clone();
-        async move { Ok::<_, Infallible>(gateway.handle(request, &info).await) }
-    });
-    let connection = http1_builder(&gateway).serve_connection(TokioIo::new(io), service);
-    let result = watcher.watch(connection).await;
-    if let Err(err) = result {
-        if err.is_timeout() {
-            gateway.metrics.header_timeouts.inc();
-            write_408(&gateway, slot).await;
-        } else {
-            tracing::debug!(peer = %info.peer, error = %err, "HTTP/1 connection error");
-        }
-    }
-}
-
-async fn serve_h2<S>(gateway: Arc<Gateway>, io: ConnIo<S>, info: ConnInfo, watcher: Watcher)
+async fn serve_h2<S>(gateway: Arc<Gateway>, io: S, info: ConnInfo, watcher: Watcher)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -389,9 +360,10 @@ where
     drop(snapshot);
     let service_gateway = Arc::clone(&gateway);
     let service_info = info.clone();
-    let service = service_fn(move |request| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let gateway = Arc::clone(&service_gateway);
         let info = service_info.clone();
+        let request = request.map(crate::body::ClientBody::Hyper);
         async move { Ok::<_, Infallible>(gateway.handle(request, &info).await) }
     });
     let mut builder = http2::Builder::new(TokioExecutor::new());
@@ -407,91 +379,20 @@ where
     }
 }
 
-/// Answers a client that did not send its request head in time, when it had started one.
-async fn write_408<S>(gateway: &Gateway, slot: Arc<Mutex<IoState<S>>>)
-where
-    S: AsyncWrite + Unpin,
-{
-    let taken = slot.lock().ok().and_then(|mut state| {
-        let partial = state.read_since_write > 0;
-        state.stream.take().filter(|_| partial)
-    });
-    let Some(mut stream) = taken else { return };
-    let body = error_body(
-        "request_timeout",
-        "the request was not received in time",
-        &gateway.next_request_id(),
-    );
-    let head = format!(
-        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
-        body.len()
-    );
-    let write = async {
-        stream.write_all(head.as_bytes()).await?;
-        stream.write_all(&body).await?;
-        stream.shutdown().await
-    };
-    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
-}
-
-/// The stream of a connection, shared so that it can be taken back after hyper gives up on
-/// the connection (to write a 408).
-struct IoState<S> {
-    stream: Option<S>,
-    /// Bytes received since the last byte sent: non-zero means a request had started.
-    read_since_write: usize,
-}
-
-/// A connection's I/O: replays the sniffed prefix, then reads the stream; tracks whether a
-/// request has started; gives the stream back to [`IoState`] when dropped.
-struct ConnIo<S> {
-    stream: Option<S>,
+/// A stream whose first bytes (the protocol sniff) were already read: they are replayed
+/// first.
+struct PrefixedIo<S> {
+    stream: S,
     prefix: Bytes,
-    read_since_write: usize,
-    state: Arc<Mutex<IoState<S>>>,
-    /// HTTP/1 only: watches request heads for `Content-Length`.
-    scanner: Option<HeadScanner>,
 }
 
-impl<S> ConnIo<S> {
+impl<S> PrefixedIo<S> {
     fn new(stream: S, prefix: Bytes) -> Self {
-        let read_since_write = prefix.len();
-        Self {
-            stream: Some(stream),
-            prefix,
-            read_since_write,
-            state: Arc::new(Mutex::new(IoState {
-                stream: None,
-                read_since_write: 0,
-            })),
-            scanner: None,
-        }
-    }
-
-    fn with_scanner(mut self, content_length: Arc<std::sync::atomic::AtomicBool>) -> Self {
-        self.scanner = Some(HeadScanner::new(content_length));
-        self
-    }
-
-    fn into_slot(self) -> Arc<Mutex<IoState<S>>> {
-        Arc::clone(&self.state)
+        Self { stream, prefix }
     }
 }
 
-impl<S> Drop for ConnIo<S> {
-    fn drop(&mut self) {
-        if let Ok(mut state) = self.state.lock() {
-            state.stream = self.stream.take();
-            state.read_since_write = self.read_since_write;
-        }
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection already released")
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for PrefixedIo<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -501,43 +402,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for ConnIo<S> {
         if !this.prefix.is_empty() {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
-            if let Some(scanner) = this.scanner.as_mut() {
-                scanner.scan(&this.prefix[..n]);
-            }
             this.prefix.advance(n);
             return Poll::Ready(Ok(()));
         }
-        let Some(stream) = this.stream.as_mut() else {
-            return Poll::Ready(Err(gone()));
-        };
-        let before = buf.filled().len();
-        let polled = Pin::new(stream).poll_read(cx, buf);
-        this.read_since_write += buf.filled().len() - before;
-        if let Some(scanner) = this.scanner.as_mut() {
-            scanner.scan(&buf.filled()[before..]);
-        }
-        polled
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for PrefixedIo<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let Some(stream) = this.stream.as_mut() else {
-            return Poll::Ready(Err(gone()));
-        };
-        let polled = Pin::new(stream).poll_write(cx, data);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.read_since_write = 0;
-            if let Some(scanner) = this.scanner.as_mut() {
-                scanner.next_message();
-            }
-        }
-        polled
+        Pin::new(&mut self.stream).poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -545,37 +423,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let this = &mut *self;
-        let Some(stream) = this.stream.as_mut() else {
-            return Poll::Ready(Err(gone()));
-        };
-        let polled = Pin::new(stream).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            this.read_since_write = 0;
-            if let Some(scanner) = this.scanner.as_mut() {
-                scanner.next_message();
-            }
-        }
-        polled
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream
-            .as_ref()
-            .is_some_and(AsyncWrite::is_write_vectored)
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.stream.as_mut() {
-            Some(stream) => Pin::new(stream).poll_flush(cx),
-            None => Poll::Ready(Err(gone())),
-        }
+        Pin::new(&mut self.stream).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.stream.as_mut() {
-            Some(stream) => Pin::new(stream).poll_shutdown(cx),
-            None => Poll::Ready(Err(gone())),
-        }
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }

@@ -6,32 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, Scheme};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, ResponseFuture};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use portcullis_config::{ConfigError, Upstream};
 
-use crate::body::RequestBody;
-
-/// The pooled HTTP client of one upstream and one worker.
-#[derive(Clone)]
-pub enum UpstreamClient {
-    /// Plain HTTP targets.
-    Plain(Client<HttpConnector, RequestBody>),
-    /// HTTPS targets, verified against the upstream's CA.
-    Tls(Client<HttpsConnector<HttpConnector>, RequestBody>),
-}
-
-impl UpstreamClient {
-    /// Sends a request on a pooled connection.
-    pub fn request(&self, request: http::Request<RequestBody>) -> ResponseFuture {
-        match self {
-            UpstreamClient::Plain(client) => client.request(request),
-            UpstreamClient::Tls(client) => client.request(request),
-        }
-    }
-}
+use crate::h1_client::{IdleList, UpstreamTls};
 
 /// One target and its health.
 #[derive(Debug)]
@@ -54,9 +31,13 @@ pub struct UpstreamPool {
     pub timeout: Duration,
     /// Forward the client's `Host`.
     pub preserve_host: bool,
-    /// One pooled client per data-plane worker, so a connection is only ever used by the
-    /// thread whose runtime drives it.
-    clients: Vec<UpstreamClient>,
+    /// TLS to the targets (`https` upstreams).
+    pub(crate) tls: Option<UpstreamTls>,
+    /// Bound on opening a connection (TCP and TLS handshake).
+    pub(crate) connect_timeout: Duration,
+    /// One idle list per data-plane worker, so a connection is only ever used by the thread
+    /// whose reactor registered it.
+    idle: Vec<Arc<IdleList>>,
     next: AtomicUsize,
     fail_timeout: Duration,
     epoch: Instant,
@@ -74,54 +55,42 @@ impl std::fmt::Debug for UpstreamPool {
 impl UpstreamPool {
     /// Builds the pool for an upstream; `index` is its position in the config (for errors).
     pub fn new(config: &Upstream, index: usize, workers: usize) -> Result<Self, ConfigError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let builder = || {
-            let mut builder = Client::builder(TokioExecutor::new());
-            builder
-                .pool_timer(TokioTimer::new())
-                .timer(TokioTimer::new())
-                .pool_idle_timeout(config.idle_timeout)
-                .pool_max_idle_per_host(config.max_idle_per_target);
-            builder
-        };
         let workers = workers.max(1);
-        let (scheme, clients) = match &config.tls {
-            // Plain upstreams get the plain connector: the TLS wrapper would be cloned and
-            // dropped on every request for nothing.
-            None => {
-                let clients = (0..workers)
-                    .map(|_| UpstreamClient::Plain(builder().build(http.clone())))
-                    .collect();
-                (Scheme::HTTP, clients)
-            }
+        let (scheme, tls) = match &config.tls {
+            None => (Scheme::HTTP, None),
             Some(tls) => {
-                let client_config =
+                let mut client_config =
                     crate::tls::upstream_client_config(tls, &format!("upstream[{index}].tls.ca"))?;
-                let connector = hyper_rustls::HttpsConnectorBuilder::new()
-                    .with_tls_config(client_config)
-                    .https_only();
-                let connector = match &tls.server_name {
-                    Some(name) => {
-                        let name = rustls::pki_types::ServerName::try_from(name.clone()).map_err(
-                            |err| ConfigError {
+                client_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                let server_name = match &tls.server_name {
+                    Some(name) => Some(
+                        rustls::pki_types::ServerName::try_from(name.clone()).map_err(|err| {
+                            ConfigError {
                                 path: format!("upstream[{index}].tls.server_name"),
                                 message: format!("\"{name}\": {err}"),
-                            },
-                        )?;
-                        connector.with_server_name_resolver(FixedServerNameResolver::new(name))
-                    }
-                    None => connector,
+                            }
+                        })?,
+                    ),
+                    None => None,
                 };
-                let connector = connector.enable_http1().wrap_connector(http);
-                let clients = (0..workers)
-                    .map(|_| UpstreamClient::Tls(builder().build(connector.clone())))
-                    .collect();
-                (Scheme::HTTPS, clients)
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+                (
+                    Scheme::HTTPS,
+                    Some(UpstreamTls {
+                        connector,
+                        server_name,
+                    }),
+                )
             }
         };
+        let idle = (0..workers)
+            .map(|_| {
+                Arc::new(IdleList::new(
+                    config.max_idle_per_target,
+                    config.idle_timeout,
+                ))
+            })
+            .collect();
         let targets = config
             .targets
             .iter()
@@ -147,16 +116,18 @@ impl UpstreamPool {
             targets,
             timeout: config.timeout,
             preserve_host: config.preserve_host,
-            clients,
+            tls,
+            connect_timeout: config.connect_timeout,
+            idle,
             next: AtomicUsize::new(0),
             fail_timeout: config.fail_timeout,
             epoch: Instant::now(),
         })
     }
 
-    /// The client of the worker running on this thread.
-    pub fn client(&self) -> &UpstreamClient {
-        &self.clients[crate::server::worker_index() % self.clients.len()]
+    /// The idle connections of the worker running on this thread.
+    pub(crate) fn idle_list(&self) -> Arc<IdleList> {
+        Arc::clone(&self.idle[crate::server::worker_index() % self.idle.len()])
     }
 
     fn now_ms(&self) -> u64 {

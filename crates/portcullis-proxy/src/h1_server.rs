@@ -1,0 +1,616 @@
+//! The HTTP/1.1 server side of the gateway, hand-written on `portcullis-h1`: one task per
+//! client connection reads a request head, hands the request to [`Gateway::handle`] in the
+//! same task, and writes the response. HTTP/2 stays on hyper.
+//!
+//! - Heads are bounded in size (the read buffer) and in time (`request_header_timeout`, from
+//!   the moment the gateway waits for a head): a client that started a request and did not
+//!   finish its head in time gets a 408, an idle keep-alive connection is closed silently.
+//! - Framing ambiguities (`Content-Length` with `Transfer-Encoding`, codings other than
+//!   `chunked`, several `Host` fields…) are refused by `portcullis-h1` with a 400 in the JSON
+//!   error shape, before anything reaches the routing.
+//! - The request body is read from the connection while the handler runs (the [`H1Body`] owns
+//!   the socket meanwhile and gives it back when the body ends or is dropped). A body the
+//!   handler did not read to its end (a refused request) is read and thrown away for a bounded
+//!   time after the answer, then the connection is closed: the client reads the answer instead
+//!   of a reset.
+//! - `Expect: 100-continue`: the interim response is sent when the body is first read, so a
+//!   request refused on its head never has its body sent at all.
+//! - Shutdown: an idle connection closes at once; one that is handling a request finishes it
+//!   and answers with `Connection: close`.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt as _;
+use portcullis_core::rejection::error_body;
+use portcullis_h1::chunked::{ChunkError, Decoder};
+use portcullis_h1::{Framing, HeadError, RequestHead};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+
+use crate::body::{BoxError, ClientBody, ResponseBody};
+use crate::gateway::Gateway;
+use crate::handler::ConnInfo;
+use crate::io::{push_decimal, push_field, written_by_hop, Conn};
+
+/// How much of a refused body is read and thrown away at most.
+const LINGER_BYTES: usize = 4 << 20;
+/// How long a refused body is read and thrown away at most.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// Trailer section bound of a chunked request body (trailers are read and dropped).
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
+/// A response body is written in pieces of about this size.
+const WRITE_CHUNK: usize = 16 * 1024;
+
+/// Serves one HTTP/1.x connection until the client closes it, an error, or shutdown.
+/// `buf` holds bytes already read (the protocol sniff).
+pub(crate) async fn serve(
+    gateway: Arc<Gateway>,
+    conn: Conn,
+    info: ConnInfo,
+    mut drain: watch::Receiver<bool>,
+) {
+    let (max_head, header_timeout) = {
+        let snapshot = gateway.snapshot();
+        let config = &snapshot.config.gateway;
+        (
+            (config.max_header_bytes + 4096).max(8192),
+            config.request_header_timeout,
+        )
+    };
+    let mut conn = Some(conn);
+    let mut out: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    loop {
+        let Some(mut current) = conn.take() else {
+            return;
+        };
+        let head = match read_head(&mut current, max_head, header_timeout, &mut drain).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(HeadFailure::Io) => return,
+            Err(HeadFailure::Timeout { partial }) => {
+                gateway.metrics.header_timeouts.inc();
+                if partial {
+                    let rejection = (
+                        StatusCode::REQUEST_TIMEOUT,
+                        "request_timeout",
+                        "the request was not received in time",
+                    );
+                    write_error(&gateway, &mut current, rejection).await;
+                }
+                return;
+            }
+            Err(HeadFailure::Refused(err)) => {
+                write_error(&gateway, &mut current, refusal(&err)).await;
+                return;
+            }
+        };
+        let RequestHead {
+            parts,
+            framing,
+            keep_alive,
+            expect_continue,
+        } = head;
+        let is_head = parts.method == Method::HEAD;
+        let version = parts.version;
+        let (body, returned) = match framing {
+            Framing::Empty | Framing::UntilClose => {
+                conn = Some(current);
+                (ClientBody::Empty, None)
+            }
+            Framing::Length(_) | Framing::Chunked => {
+                let (tx, rx) = oneshot::channel();
+                let body = H1Body::new(current, framing, expect_continue, tx);
+                (ClientBody::H1(body), Some(rx))
+            }
+        };
+        let response = gateway
+            .handle(Request::from_parts(parts, body), &info)
+            .await;
+        let complete = match returned {
+            None => true,
+            Some(rx) => match rx.await {
+                Ok(back) => {
+                    conn = Some(back.conn);
+                    back.complete
+                }
+                Err(_) => return,
+            },
+        };
+        let Some(current) = conn.as_mut() else {
+            return;
+        };
+        let close = !keep_alive
+            || !complete
+            || *drain.borrow()
+            || has_close(response.headers().get(header::CONNECTION));
+        let written = write_response(current, response, is_head, version, close, &mut out).await;
+        if written.is_err() {
+            return;
+        }
+        if close {
+            let mut last = conn.take();
+            if let Some(last) = last.as_mut() {
+                if !complete {
+                    linger(last).await;
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(1), last.io.shutdown()).await;
+            }
+            return;
+        }
+    }
+}
+
+enum HeadFailure {
+    /// The connection failed or closed in the middle of a head.
+    Io,
+    /// No complete head within the timeout; `partial` when part of one had arrived.
+    Timeout { partial: bool },
+    /// A head that must be refused.
+    Refused(HeadError),
+}
+
+/// Reads the next request head. `Ok(None)`: the client closed the connection between
+/// requests, or the gateway is shutting down and no request had started.
+async fn read_head(
+    conn: &mut Conn,
+    max_head: usize,
+    timeout: Duration,
+    drain: &mut watch::Receiver<bool>,
+) -> Result<Option<RequestHead>, HeadFailure> {
+    if !conn.buf.is_empty() {
+        if let Some(head) =
+            portcullis_h1::parse_request(&mut conn.buf, max_head).map_err(HeadFailure::Refused)?
+        {
+            return Ok(Some(head));
+        }
+    }
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    loop {
+        let read = tokio::select! {
+            biased;
+            read = conn.fill() => read,
+            () = &mut deadline => {
+                return Err(HeadFailure::Timeout { partial: !conn.buf.is_empty() });
+            }
+            changed = drain.changed(), if conn.buf.is_empty() => {
+                if changed.is_err() || *drain.borrow() {
+                    return Ok(None);
+                }
+                continue;
+            }
+        };
+        match read {
+            Ok(0) if conn.buf.is_empty() => return Ok(None),
+            Ok(0) | Err(_) => return Err(HeadFailure::Io),
+            Ok(_) => {}
+        }
+        if let Some(head) =
+            portcullis_h1::parse_request(&mut conn.buf, max_head).map_err(HeadFailure::Refused)?
+        {
+            return Ok(Some(head));
+        }
+    }
+}
+
+/// The JSON error code and message of a refused head.
+fn refusal(err: &HeadError) -> (StatusCode, &'static str, &'static str) {
+    let status = err.status();
+    match err {
+        HeadError::TooLarge(_) | HeadError::TooManyHeaders => (
+            status,
+            "headers_too_large",
+            "the request headers are too large",
+        ),
+        HeadError::ConflictingFraming => (
+            status,
+            "conflicting_framing",
+            "a request must not carry both Content-Length and Transfer-Encoding",
+        ),
+        HeadError::BadContentLength => (
+            status,
+            "bad_content_length",
+            "Content-Length is not a number, or several disagree",
+        ),
+        HeadError::UnsupportedTransferEncoding => (
+            status,
+            "unsupported_transfer_encoding",
+            "only a single chunked transfer coding is accepted, and only on HTTP/1.1",
+        ),
+        HeadError::Malformed(_) => (status, "bad_request", "the request is not valid HTTP/1.1"),
+    }
+}
+
+/// Answers a connection whose request never reached the gateway's handler, and closes it.
+async fn write_error(
+    gateway: &Gateway,
+    conn: &mut Conn,
+    (status, code, message): (StatusCode, &str, &str),
+) {
+    let body = error_body(code, message, &gateway.next_request_id());
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(&mut out, u64::from(status.as_u16()));
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(
+        b"\r\ncontent-type: application/json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nconnection: close\r\n",
+    );
+    push_date(&mut out);
+    out.extend_from_slice(b"content-length: ");
+    push_decimal(&mut out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(&body);
+    let write = async {
+        conn.write_all(&out).await?;
+        conn.io.shutdown().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), write).await;
+}
+
+fn has_close(value: Option<&HeaderValue>) -> bool {
+    value.is_some_and(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+    })
+}
+
+/// Reads and throws away what the client still sends (the rest of a refused body), bounded
+/// in size and time.
+async fn linger(conn: &mut Conn) {
+    let read = async {
+        let mut total = conn.buf.len();
+        conn.buf.clear();
+        while total < LINGER_BYTES {
+            match conn.fill().await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => total += n,
+            }
+            conn.buf.clear();
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, read).await;
+}
+
+thread_local! {
+    /// `date: …\r\n` for the current second.
+    static DATE: std::cell::RefCell<(u64, Vec<u8>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+fn push_date(out: &mut Vec<u8>) {
+    let now = std::time::SystemTime::now();
+    let second = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    DATE.with(|date| {
+        let mut date = date.borrow_mut();
+        if date.0 != second || date.1.is_empty() {
+            date.1.clear();
+            push_field(
+                &mut date.1,
+                b"date",
+                httpdate::fmt_http_date(now).as_bytes(),
+            );
+            date.0 = second;
+        }
+        out.extend_from_slice(&date.1);
+    });
+}
+
+/// Writes a response: head, then the body, re-framed for this connection.
+async fn write_response(
+    conn: &mut Conn,
+    response: Response<ResponseBody>,
+    is_head: bool,
+    version: Version,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let (parts, mut body) = response.into_parts();
+    let status = parts.status;
+    let bodiless = is_head
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, u64::from(status.as_u16()));
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        // A bodiless answer keeps the length the upstream gave (the size of what a GET would
+        // get); other framing fields are this hop's to write.
+        let keep_length = bodiless && name == header::CONTENT_LENGTH;
+        if keep_length || !written_by_hop(name) {
+            push_field(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    if !parts.headers.contains_key(header::DATE) {
+        push_date(out);
+    }
+    let mut chunked = false;
+    let mut close = close;
+    if !bodiless {
+        match body.size_hint().exact() {
+            Some(length) => {
+                out.extend_from_slice(b"content-length: ");
+                push_decimal(out, length);
+                out.extend_from_slice(b"\r\n");
+            }
+            None if version == Version::HTTP_11 => {
+                out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+                chunked = true;
+            }
+            // An HTTP/1.0 client: the body ends with the connection.
+            None => close = true,
+        }
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    } else if version == Version::HTTP_10 {
+        out.extend_from_slice(b"connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if bodiless {
+        drop(body);
+        return conn.write_all(out).await;
+    }
+    loop {
+        // Frames that are ready are gathered; the buffer is written before waiting.
+        let frame = match poll_now(&mut body) {
+            Some(frame) => frame,
+            None => {
+                if !out.is_empty() {
+                    conn.write_all(out).await?;
+                    out.clear();
+                }
+                body.frame().await
+            }
+        };
+        match frame {
+            None => break,
+            Some(Err(err)) => return Err(io::Error::other(err)),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers are not forwarded
+                };
+                if data.is_empty() {
+                    continue;
+                }
+                if chunked {
+                    portcullis_h1::chunked::chunk_header(data.len(), out);
+                }
+                if out.len() + data.len() <= WRITE_CHUNK {
+                    out.extend_from_slice(&data);
+                } else {
+                    conn.write_all(out).await?;
+                    out.clear();
+                    conn.write_all(&data).await?;
+                }
+                if chunked {
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+    if chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    if !out.is_empty() {
+        conn.write_all(out).await?;
+        out.clear();
+    }
+    Ok(())
+}
+
+type Polled = Option<Result<Frame<Bytes>, BoxError>>;
+
+/// The body's next frame if it is ready now, without waiting.
+fn poll_now(body: &mut ResponseBody) -> Option<Polled> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match Pin::new(body).poll_frame(&mut cx) {
+        Poll::Ready(frame) => Some(frame),
+        Poll::Pending => None,
+    }
+}
+
+/// What a request body gives back to its connection when it ends or is dropped.
+pub(crate) struct Returned {
+    conn: Conn,
+    /// The whole body was read: the connection is at the next request.
+    complete: bool,
+}
+
+enum BodyState {
+    Length(u64),
+    Chunked(Box<Decoder>),
+    Done,
+}
+
+/// The body of a request read from an HTTP/1.1 connection while the handler runs.
+pub struct H1Body {
+    conn: Option<Conn>,
+    state: BodyState,
+    /// `Expect: 100-continue`: bytes of the interim response still to write.
+    interim: &'static [u8],
+    back: Option<oneshot::Sender<Returned>>,
+}
+
+impl std::fmt::Debug for H1Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1Body").finish_non_exhaustive()
+    }
+}
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The request body failed: the client closed the connection, or sent broken chunked framing.
+#[derive(Debug, thiserror::Error)]
+pub enum H1BodyError {
+    /// The connection ended or failed before the body did.
+    #[error("the client connection failed before the end of the body: {0}")]
+    Io(#[from] io::Error),
+    /// Broken chunked framing.
+    #[error("malformed chunked body: {0}")]
+    Chunked(#[from] ChunkError),
+}
+
+impl H1Body {
+    fn new(
+        conn: Conn,
+        framing: Framing,
+        expect_continue: bool,
+        back: oneshot::Sender<Returned>,
+    ) -> Self {
+        let state = match framing {
+            Framing::Length(n) => BodyState::Length(n),
+            Framing::Chunked => BodyState::Chunked(Box::new(Decoder::new(MAX_TRAILER_BYTES))),
+            Framing::Empty | Framing::UntilClose => BodyState::Done,
+        };
+        Self {
+            conn: Some(conn),
+            state,
+            interim: if expect_continue { CONTINUE } else { b"" },
+            back: Some(back),
+        }
+    }
+
+    /// Gives the connection back (once).
+    fn give_back(&mut self, complete: bool) {
+        if let (Some(conn), Some(back)) = (self.conn.take(), self.back.take()) {
+            let _ = back.send(Returned { conn, complete });
+        }
+    }
+
+    fn fail(&mut self, err: H1BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state = BodyState::Done;
+        self.give_back(false);
+        Poll::Ready(Some(Err(Box::new(err))))
+    }
+}
+
+impl Drop for H1Body {
+    fn drop(&mut self) {
+        let complete = matches!(self.state, BodyState::Done);
+        self.give_back(complete);
+    }
+}
+
+impl Body for H1Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        while !this.interim.is_empty() {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match Pin::new(&mut conn.io).poll_write(cx, this.interim) {
+                Poll::Ready(Ok(0)) => {
+                    return this.fail(io::Error::from(io::ErrorKind::WriteZero).into())
+                }
+                Poll::Ready(Ok(n)) => this.interim = &this.interim[n..],
+                Poll::Ready(Err(err)) => return this.fail(err.into()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match &mut this.state {
+                BodyState::Done => {
+                    this.give_back(true);
+                    return Poll::Ready(None);
+                }
+                BodyState::Length(left) => {
+                    if !conn.buf.is_empty() {
+                        let take = usize::try_from(*left)
+                            .unwrap_or(usize::MAX)
+                            .min(conn.buf.len());
+                        let data = conn.buf.split_to(take).freeze();
+                        *left -= take as u64;
+                        if *left == 0 {
+                            this.state = BodyState::Done;
+                            this.give_back(true);
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                BodyState::Chunked(decoder) => {
+                    if !conn.buf.is_empty() {
+                        let decoded = match decoder.decode(&conn.buf) {
+                            Ok(decoded) => decoded,
+                            Err(err) => return this.fail(err.into()),
+                        };
+                        let done = decoder.is_done();
+                        let data = if decoded.data.is_empty() {
+                            conn.buf.advance(decoded.consumed);
+                            None
+                        } else {
+                            Some(
+                                conn.buf
+                                    .split_to(decoded.consumed)
+                                    .freeze()
+                                    .slice(decoded.data),
+                            )
+                        };
+                        if done {
+                            this.state = BodyState::Done;
+                        }
+                        if let Some(data) = data {
+                            if done {
+                                this.give_back(true);
+                            }
+                            return Poll::Ready(Some(Ok(Frame::data(data))));
+                        }
+                        if done || decoded.consumed > 0 {
+                            continue;
+                        }
+                    }
+                }
+            }
+            match conn.poll_fill(cx) {
+                Poll::Ready(Ok(0)) => {
+                    return this.fail(io::Error::from(io::ErrorKind::UnexpectedEof).into())
+                }
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(err)) => return this.fail(err.into()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, BodyState::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            BodyState::Length(left) => SizeHint::with_exact(left),
+            BodyState::Done => SizeHint::with_exact(0),
+            BodyState::Chunked(_) => SizeHint::new(),
+        }
+    }
+}
+
+/// The sniffed bytes and the socket, as the driver's first buffer.
+pub(crate) fn conn_with(io: crate::io::Io, sniffed: &[u8]) -> Conn {
+    let mut buf = BytesMut::with_capacity(crate::io::READ_CHUNK);
+    buf.extend_from_slice(sniffed);
+    Conn::new(io, buf)
+}
