@@ -193,7 +193,9 @@ fn write_head(
         );
     }
     for (name, value) in &parts.headers {
-        if !written_by_hop(name) {
+        // `Expect: 100-continue` was the gateway's to meet (it asked the client for the body
+        // already); the body follows the head at once.
+        if !written_by_hop(name) && name != header::EXPECT {
             push_field(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }

@@ -5,6 +5,7 @@
 
 mod auth;
 mod cli;
+mod http1;
 mod inspect;
 mod lifecycle;
 mod limits;
