@@ -25,6 +25,7 @@ pub mod chunked;
 #[cfg(test)]
 mod tests;
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::{Bytes, BytesMut};
@@ -110,31 +111,27 @@ impl HeadError {
 /// Where the pieces of a head lie in the read buffer, so that they can be taken from the
 /// frozen head without copying once `httparse` no longer borrows it.
 struct Layout {
-    headers: [(Range<usize>, Range<usize>); MAX_HEADERS],
-    count: usize,
+    headers: Vec<(Range<usize>, Range<usize>)>,
 }
 
 impl Layout {
-    fn new() -> Self {
+    fn record(base: &[u8], headers: &[httparse::Header<'_>]) -> Self {
         Self {
-            headers: std::array::from_fn(|_| (0..0, 0..0)),
-            count: 0,
+            headers: headers
+                .iter()
+                .map(|header| {
+                    (
+                        offset(base, header.name.as_bytes()),
+                        offset(base, header.value),
+                    )
+                })
+                .collect(),
         }
-    }
-
-    fn record(&mut self, base: &[u8], headers: &[httparse::Header<'_>]) {
-        for (slot, header) in self.headers.iter_mut().zip(headers) {
-            *slot = (
-                offset(base, header.name.as_bytes()),
-                offset(base, header.value),
-            );
-        }
-        self.count = headers.len();
     }
 
     fn header_map(&self, head: &Bytes) -> Result<HeaderMap, HeadError> {
-        let mut map = HeaderMap::with_capacity(self.count);
-        for (name, value) in &self.headers[..self.count] {
+        let mut map = HeaderMap::with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
             let name = HeaderName::from_bytes(&head[name.clone()])
                 .map_err(|_| HeadError::Malformed("invalid header name"))?;
             let value = HeaderValue::from_maybe_shared(head.slice(value.clone()))
@@ -283,9 +280,12 @@ pub fn parse_request(
     buf: &mut BytesMut,
     max_head: usize,
 ) -> Result<Option<RequestHead>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut request = httparse::Request::new(&mut headers);
-    let Some(len) = head_len(request.parse(buf), buf.len(), max_head)? else {
+    // Uninitialised slots: only the fields found are written (two heads per proxied request,
+    // 128 slots each, would otherwise be zeroed every time).
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut []);
+    let parsed = request.parse_with_uninit_headers(buf, &mut headers);
+    let Some(len) = head_len(parsed, buf.len(), max_head)? else {
         return Ok(None);
     };
     let (Some(method), Some(path), Some(minor)) = (request.method, request.path, request.version)
@@ -301,8 +301,7 @@ pub fn parse_request(
     let method = Method::from_bytes(method.as_bytes())
         .map_err(|_| HeadError::Malformed("invalid method"))?;
     let path = offset(buf, path.as_bytes());
-    let mut layout = Layout::new();
-    layout.record(buf, request.headers);
+    let layout = Layout::record(buf, request.headers);
 
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(path))
@@ -327,9 +326,14 @@ pub fn parse_response(
     to_head: bool,
     max_head: usize,
 ) -> Result<Option<ResponseHead>, HeadError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut headers);
-    let Some(len) = head_len(response.parse(buf), buf.len(), max_head)? else {
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut headers,
+    );
+    let Some(len) = head_len(parsed, buf.len(), max_head)? else {
         return Ok(None);
     };
     let (Some(code), Some(minor)) = (response.code, response.version) else {
@@ -351,8 +355,7 @@ pub fn parse_response(
         Framing::Empty if fields.length.is_none() => Framing::UntilClose,
         declared => declared,
     };
-    let mut layout = Layout::new();
-    layout.record(buf, response.headers);
+    let layout = Layout::record(buf, response.headers);
 
     let head = buf.split_to(len).freeze();
     let (mut parts, ()) = http::Response::new(()).into_parts();

@@ -55,7 +55,7 @@ pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     conn: Conn,
     info: ConnInfo,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
 ) {
     let (max_head, header_timeout) = {
         let snapshot = gateway.snapshot();
@@ -67,11 +67,24 @@ pub(crate) async fn serve(
     };
     let mut conn = Some(conn);
     let mut out: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
+    let mut timer = HeadTimer::new(header_timeout);
+    // Resolves once the gateway starts draining. Kept across requests so that its waiter is
+    // registered once per connection, not once per request.
+    let mut draining = {
+        let mut drain = drain.clone();
+        Box::pin(async move {
+            while !*drain.borrow_and_update() {
+                if drain.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+    };
     loop {
         let Some(mut current) = conn.take() else {
             return;
         };
-        let head = match read_head(&mut current, max_head, header_timeout, &mut drain).await {
+        let head = match read_head(&mut current, max_head, &mut timer, &mut draining).await {
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(HeadFailure::Io) => return,
@@ -157,13 +170,50 @@ enum HeadFailure {
     Refused(HeadError),
 }
 
+/// The request-head deadline of a connection. Every request starts a new one, but the timer
+/// under it is only re-armed when it fires before the current deadline: registering a tokio
+/// timer per request costs more than the head it guards.
+struct HeadTimer {
+    timeout: Duration,
+    due: tokio::time::Instant,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl HeadTimer {
+    fn new(timeout: Duration) -> Self {
+        let due = tokio::time::Instant::now() + timeout;
+        Self {
+            timeout,
+            due,
+            sleep: Box::pin(tokio::time::sleep_until(due)),
+        }
+    }
+
+    /// A new head starts being awaited now.
+    fn start(&mut self) {
+        self.due = tokio::time::Instant::now() + self.timeout;
+    }
+
+    /// Resolves when the current head's deadline has passed.
+    async fn expired(&mut self) {
+        loop {
+            (&mut self.sleep).await;
+            if tokio::time::Instant::now() >= self.due {
+                return;
+            }
+            let due = self.due;
+            self.sleep.as_mut().reset(due);
+        }
+    }
+}
+
 /// Reads the next request head. `Ok(None)`: the client closed the connection between
 /// requests, or the gateway is shutting down and no request had started.
 async fn read_head(
     conn: &mut Conn,
     max_head: usize,
-    timeout: Duration,
-    drain: &mut watch::Receiver<bool>,
+    timer: &mut HeadTimer,
+    draining: &mut Pin<Box<impl std::future::Future<Output = ()>>>,
 ) -> Result<Option<RequestHead>, HeadFailure> {
     if !conn.buf.is_empty() {
         if let Some(head) =
@@ -172,21 +222,15 @@ async fn read_head(
             return Ok(Some(head));
         }
     }
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
+    timer.start();
     loop {
         let read = tokio::select! {
             biased;
             read = conn.fill() => read,
-            () = &mut deadline => {
+            () = timer.expired() => {
                 return Err(HeadFailure::Timeout { partial: !conn.buf.is_empty() });
             }
-            changed = drain.changed(), if conn.buf.is_empty() => {
-                if changed.is_err() || *drain.borrow() {
-                    return Ok(None);
-                }
-                continue;
-            }
+            () = draining.as_mut(), if conn.buf.is_empty() => return Ok(None),
         };
         match read {
             Ok(0) if conn.buf.is_empty() => return Ok(None),

@@ -450,14 +450,9 @@ impl Gateway {
         ));
         for attempt in 0..attempts {
             let target = pool.pick();
-            let uri = Uri::builder()
-                .scheme(pool.scheme.clone())
-                .authority(pool.targets[target].authority.clone())
-                .path_and_query(path_and_query.clone())
-                .build()
-                .map_err(|_| {
-                    Rejection::bad_request("bad_uri", "the request URI cannot be forwarded")
-                })?;
+            // The client writes the request target in origin form; the target's authority
+            // goes in `Host` unless the client's is kept.
+            let uri = Uri::from(path_and_query.clone());
             let mut request = Request::new(
                 body.take()
                     .unwrap_or_else(|| RequestBody::empty(received.clone())),

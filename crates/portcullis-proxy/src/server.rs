@@ -4,9 +4,10 @@
 //! - Plain listeners tell HTTP/2 (prior knowledge) from HTTP/1.1 by the first bytes; TLS
 //!   listeners by ALPN. Both the sniff and the TLS handshake are bounded by
 //!   `request_header_timeout`, so a client that connects and sends nothing holds nothing.
-//! - HTTP/1.1 request heads are bounded by `request_header_timeout` too (hyper's header read
-//!   timer). When it fires on a connection that had started sending a request, the client gets
-//!   a 408 in the JSON error shape; an idle keep-alive connection is just closed.
+//! - HTTP/1.1 connections are served by the gateway's own driver ([`crate::h1_server`]), which
+//!   bounds request heads by `request_header_timeout` too: a connection that had started
+//!   sending a request gets a 408 in the JSON error shape; an idle keep-alive connection is
+//!   just closed. HTTP/2 connections are served by hyper.
 //! - Shutdown stops the accept loops, asks every connection to finish its in-flight requests,
 //!   and waits up to `drain_timeout`.
 
@@ -151,6 +152,16 @@ async fn worker(
     sockets: Vec<(std::net::TcpListener, bool)>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Every request arms timers (head read, upstream wait) and disarms them. tokio wakes its
+    // driver with a system call (an eventfd write) whenever a new timer is the earliest, which,
+    // with no other timer pending, is nearly every request. A timer that is always pending and
+    // due within a second keeps the request timers (seconds away) from ever being the earliest.
+    let anchor = tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+        }
+    });
     let graceful = Arc::new(GracefulShutdown::new());
     // HTTP/1.1 connections hold a receiver: told to finish, waited for until all are gone.
     let (h1_drain_tx, h1_drain_rx) = watch::channel(false);
@@ -185,6 +196,7 @@ async fn worker(
     drop(h1_drain_rx);
     let _ = h1_drain_tx.send(true);
     let drain = gateway.snapshot().config.gateway.drain_timeout;
+    let _anchor = AbortOnDrop(anchor);
     // The accept loops have ended, so this is the last reference.
     let Ok(graceful) = Arc::try_unwrap(graceful) else {
         return;
@@ -229,6 +241,14 @@ async fn accept_loop(
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
