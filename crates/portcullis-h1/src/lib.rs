@@ -34,6 +34,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, Version}
 /// Header fields a head may carry at most.
 pub const MAX_HEADERS: usize = 128;
 
+/// Room left in a parsed head's field map for the fields a proxy adds (forwarding, request
+/// id, security headers), so that adding them does not grow and rehash the map.
+const ROOM_FOR_PROXY_FIELDS: usize = 8;
+
 /// How a message body is delimited (RFC 9112 §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {
@@ -130,7 +134,7 @@ impl Layout {
     }
 
     fn header_map(&self, head: &Bytes) -> Result<HeaderMap, HeadError> {
-        let mut map = HeaderMap::with_capacity(self.headers.len());
+        let mut map = HeaderMap::with_capacity(self.headers.len() + ROOM_FOR_PROXY_FIELDS);
         for (name, value) in &self.headers {
             let name = HeaderName::from_bytes(&head[name.clone()])
                 .map_err(|_| HeadError::Malformed("invalid header name"))?;
