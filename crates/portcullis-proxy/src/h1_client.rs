@@ -19,25 +19,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header;
 use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt as _;
-use portcullis_h1::chunked::{ChunkError, Decoder};
 use portcullis_h1::{Framing, HeadError};
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, RequestBody};
-use crate::io::{push_decimal, push_field, written_by_hop, Conn, Io};
+use crate::io::{
+    push_decimal, push_field, write_body, written_by_hop, BodyFraming, BodyReadError, Conn, Io,
+    WriteBodyError,
+};
 use crate::upstream::UpstreamPool;
 
 /// Response heads larger than this are refused (502).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
-/// Trailer section bound of a chunked response (trailers are read and dropped).
-const MAX_TRAILER_BYTES: usize = 16 * 1024;
-/// Request bodies are written in pieces of about this size.
-const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Why a request could not be sent or its response head read.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +146,12 @@ pub async fn send(
         let sent = if bodiless {
             conn.write_all(&out).await.map_err(SendError::Io)
         } else {
-            send_body(&mut conn, &mut out, &mut body, chunked).await
+            write_body(&mut conn, &mut out, &mut body, chunked)
+                .await
+                .map_err(|err| match err {
+                    WriteBodyError::Io(err) => SendError::Io(err),
+                    WriteBodyError::Body(err) => SendError::Body(err),
+                })
         };
         let head = match sent {
             Ok(()) => read_head(&mut conn, is_head).await,
@@ -222,68 +224,6 @@ fn write_head(
     chunked
 }
 
-/// Writes the head in `out` and the whole body after it.
-async fn send_body(
-    conn: &mut Conn,
-    out: &mut Vec<u8>,
-    body: &mut RequestBody,
-    chunked: bool,
-) -> Result<(), SendError> {
-    loop {
-        let frame = match poll_now(body) {
-            Some(frame) => frame,
-            None => {
-                if !out.is_empty() {
-                    conn.write_all(out).await.map_err(SendError::Io)?;
-                    out.clear();
-                }
-                body.frame().await
-            }
-        };
-        match frame {
-            None => break,
-            Some(Err(err)) => return Err(SendError::Body(err)),
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                if chunked {
-                    portcullis_h1::chunked::chunk_header(data.len(), out);
-                }
-                if out.len() + data.len() <= WRITE_CHUNK {
-                    out.extend_from_slice(&data);
-                } else {
-                    conn.write_all(out).await.map_err(SendError::Io)?;
-                    out.clear();
-                    conn.write_all(&data).await.map_err(SendError::Io)?;
-                }
-                if chunked {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-        }
-    }
-    if chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    if !out.is_empty() {
-        conn.write_all(out).await.map_err(SendError::Io)?;
-        out.clear();
-    }
-    Ok(())
-}
-
-fn poll_now(body: &mut RequestBody) -> Option<Option<Result<Frame<Bytes>, BoxError>>> {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    match Pin::new(body).poll_frame(&mut cx) {
-        Poll::Ready(frame) => Some(frame),
-        Poll::Pending => None,
-    }
-}
-
 /// Reads the final response head, skipping interim (1xx) responses.
 async fn read_head(
     conn: &mut Conn,
@@ -354,28 +294,10 @@ pub struct UpstreamTls {
     pub server_name: Option<rustls::pki_types::ServerName<'static>>,
 }
 
-enum BodyState {
-    Length(u64),
-    Chunked(Box<Decoder>),
-    UntilClose,
-    Done,
-}
-
-/// The upstream response body failed.
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamBodyError {
-    /// The connection ended or failed before the body did.
-    #[error("the upstream connection failed before the end of the body: {0}")]
-    Io(#[from] io::Error),
-    /// Broken chunked framing.
-    #[error("malformed chunked body from the upstream: {0}")]
-    Chunked(#[from] ChunkError),
-}
-
 /// A response body read from an upstream connection.
 pub struct UpstreamBody {
     conn: Option<Conn>,
-    state: BodyState,
+    framing: BodyFraming,
     keep_alive: bool,
     target: usize,
     idle: Arc<IdleList>,
@@ -397,17 +319,12 @@ impl UpstreamBody {
     ) -> Self {
         let mut body = Self {
             conn: Some(conn),
-            state: match framing {
-                Framing::Empty => BodyState::Done,
-                Framing::Length(n) => BodyState::Length(n),
-                Framing::Chunked => BodyState::Chunked(Box::new(Decoder::new(MAX_TRAILER_BYTES))),
-                Framing::UntilClose => BodyState::UntilClose,
-            },
+            framing: BodyFraming::new(framing),
             keep_alive,
             target,
             idle,
         };
-        if matches!(body.state, BodyState::Done) {
+        if body.framing.is_done() {
             body.release();
         }
         body
@@ -423,8 +340,8 @@ impl UpstreamBody {
         }
     }
 
-    fn fail(&mut self, err: UpstreamBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.state = BodyState::Done;
+    fn fail(&mut self, err: BodyReadError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.framing = BodyFraming::Done;
         self.conn = None;
         Poll::Ready(Some(Err(Box::new(err))))
     }
@@ -439,93 +356,30 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        loop {
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match &mut this.state {
-                BodyState::Done => {
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match this.framing.poll_data(conn, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(data))) => {
+                if this.framing.is_done() {
                     this.release();
-                    return Poll::Ready(None);
                 }
-                BodyState::Length(left) => {
-                    if !conn.buf.is_empty() {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(conn.buf.len());
-                        let data = conn.buf.split_to(take).freeze();
-                        *left -= take as u64;
-                        if *left == 0 {
-                            this.state = BodyState::Done;
-                            this.release();
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                BodyState::UntilClose => {
-                    if !conn.buf.is_empty() {
-                        let data = conn.buf.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                BodyState::Chunked(decoder) => {
-                    if !conn.buf.is_empty() {
-                        let decoded = match decoder.decode(&conn.buf) {
-                            Ok(decoded) => decoded,
-                            Err(err) => return this.fail(err.into()),
-                        };
-                        let done = decoder.is_done();
-                        let data = if decoded.data.is_empty() {
-                            conn.buf.advance(decoded.consumed);
-                            None
-                        } else {
-                            Some(
-                                conn.buf
-                                    .split_to(decoded.consumed)
-                                    .freeze()
-                                    .slice(decoded.data),
-                            )
-                        };
-                        if done {
-                            this.state = BodyState::Done;
-                        }
-                        if let Some(data) = data {
-                            if done {
-                                this.release();
-                            }
-                            return Poll::Ready(Some(Ok(Frame::data(data))));
-                        }
-                        if done || decoded.consumed > 0 {
-                            continue;
-                        }
-                    }
-                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            match conn.poll_fill(cx) {
-                Poll::Ready(Ok(0)) => {
-                    if matches!(this.state, BodyState::UntilClose) {
-                        this.state = BodyState::Done;
-                        this.conn = None;
-                        return Poll::Ready(None);
-                    }
-                    return this.fail(io::Error::from(io::ErrorKind::UnexpectedEof).into());
-                }
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(err)) => return this.fail(err.into()),
-                Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(None)) => {
+                this.release();
+                Poll::Ready(None)
             }
+            Poll::Ready(Err(err)) => this.fail(err),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, BodyState::Done)
+        self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.state {
-            BodyState::Length(left) => SizeHint::with_exact(left),
-            BodyState::Done => SizeHint::with_exact(0),
-            BodyState::Chunked(_) | BodyState::UntilClose => SizeHint::new(),
-        }
+        self.framing.size_hint()
     }
 }

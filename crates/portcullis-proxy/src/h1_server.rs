@@ -24,13 +24,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt as _;
 use portcullis_core::rejection::error_body;
-use portcullis_h1::chunked::{ChunkError, Decoder};
 use portcullis_h1::{Framing, HeadError, RequestHead};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
@@ -38,14 +36,15 @@ use tokio::sync::{oneshot, watch};
 use crate::body::{BoxError, ClientBody, ResponseBody};
 use crate::gateway::Gateway;
 use crate::handler::ConnInfo;
-use crate::io::{push_decimal, push_field, written_by_hop, Conn};
+use crate::io::{
+    push_decimal, push_field, write_body, written_by_hop, BodyFraming, BodyReadError, Conn,
+    WriteBodyError,
+};
 
 /// How much of a refused body is read and thrown away at most.
 const LINGER_BYTES: usize = 4 << 20;
 /// How long a refused body is read and thrown away at most.
 const LINGER_TIME: Duration = Duration::from_secs(2);
-/// Trailer section bound of a chunked request body (trailers are read and dropped).
-const MAX_TRAILER_BYTES: usize = 16 * 1024;
 /// A response body is written in pieces of about this size.
 const WRITE_CHUNK: usize = 16 * 1024;
 
@@ -409,63 +408,12 @@ async fn write_response(
         drop(body);
         return conn.write_all(out).await;
     }
-    loop {
-        // Frames that are ready are gathered; the buffer is written before waiting.
-        let frame = match poll_now(&mut body) {
-            Some(frame) => frame,
-            None => {
-                if !out.is_empty() {
-                    conn.write_all(out).await?;
-                    out.clear();
-                }
-                body.frame().await
-            }
-        };
-        match frame {
-            None => break,
-            Some(Err(err)) => return Err(io::Error::other(err)),
-            Some(Ok(frame)) => {
-                let Ok(data) = frame.into_data() else {
-                    continue; // trailers are not forwarded
-                };
-                if data.is_empty() {
-                    continue;
-                }
-                if chunked {
-                    portcullis_h1::chunked::chunk_header(data.len(), out);
-                }
-                if out.len() + data.len() <= WRITE_CHUNK {
-                    out.extend_from_slice(&data);
-                } else {
-                    conn.write_all(out).await?;
-                    out.clear();
-                    conn.write_all(&data).await?;
-                }
-                if chunked {
-                    out.extend_from_slice(b"\r\n");
-                }
-            }
-        }
-    }
-    if chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    if !out.is_empty() {
-        conn.write_all(out).await?;
-        out.clear();
-    }
-    Ok(())
-}
-
-type Polled = Option<Result<Frame<Bytes>, BoxError>>;
-
-/// The body's next frame if it is ready now, without waiting.
-fn poll_now(body: &mut ResponseBody) -> Option<Polled> {
-    let mut cx = Context::from_waker(std::task::Waker::noop());
-    match Pin::new(body).poll_frame(&mut cx) {
-        Poll::Ready(frame) => Some(frame),
-        Poll::Pending => None,
-    }
+    write_body(conn, out, &mut body, chunked)
+        .await
+        .map_err(|err| match err {
+            WriteBodyError::Io(err) => err,
+            WriteBodyError::Body(err) => io::Error::other(err),
+        })
 }
 
 /// What a request body gives back to its connection when it ends or is dropped.
@@ -475,16 +423,10 @@ pub(crate) struct Returned {
     complete: bool,
 }
 
-enum BodyState {
-    Length(u64),
-    Chunked(Box<Decoder>),
-    Done,
-}
-
 /// The body of a request read from an HTTP/1.1 connection while the handler runs.
 pub struct H1Body {
     conn: Option<Conn>,
-    state: BodyState,
+    framing: BodyFraming,
     /// `Expect: 100-continue`: bytes of the interim response still to write.
     interim: &'static [u8],
     back: Option<oneshot::Sender<Returned>>,
@@ -498,17 +440,6 @@ impl std::fmt::Debug for H1Body {
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// The request body failed: the client closed the connection, or sent broken chunked framing.
-#[derive(Debug, thiserror::Error)]
-pub enum H1BodyError {
-    /// The connection ended or failed before the body did.
-    #[error("the client connection failed before the end of the body: {0}")]
-    Io(#[from] io::Error),
-    /// Broken chunked framing.
-    #[error("malformed chunked body: {0}")]
-    Chunked(#[from] ChunkError),
-}
-
 impl H1Body {
     fn new(
         conn: Conn,
@@ -516,14 +447,9 @@ impl H1Body {
         expect_continue: bool,
         back: oneshot::Sender<Returned>,
     ) -> Self {
-        let state = match framing {
-            Framing::Length(n) => BodyState::Length(n),
-            Framing::Chunked => BodyState::Chunked(Box::new(Decoder::new(MAX_TRAILER_BYTES))),
-            Framing::Empty | Framing::UntilClose => BodyState::Done,
-        };
         Self {
             conn: Some(conn),
-            state,
+            framing: BodyFraming::new(framing),
             interim: if expect_continue { CONTINUE } else { b"" },
             back: Some(back),
         }
@@ -536,8 +462,8 @@ impl H1Body {
         }
     }
 
-    fn fail(&mut self, err: H1BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.state = BodyState::Done;
+    fn fail(&mut self, err: BodyReadError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.framing = BodyFraming::Done;
         self.give_back(false);
         Poll::Ready(Some(Err(Box::new(err))))
     }
@@ -545,7 +471,7 @@ impl H1Body {
 
 impl Drop for H1Body {
     fn drop(&mut self) {
-        let complete = matches!(self.state, BodyState::Done);
+        let complete = self.framing.is_done();
         self.give_back(complete);
     }
 }
@@ -572,83 +498,31 @@ impl Body for H1Body {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        loop {
-            let Some(conn) = this.conn.as_mut() else {
-                return Poll::Ready(None);
-            };
-            match &mut this.state {
-                BodyState::Done => {
+        let Some(conn) = this.conn.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match this.framing.poll_data(conn, cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(Some(data))) => {
+                if this.framing.is_done() {
                     this.give_back(true);
-                    return Poll::Ready(None);
                 }
-                BodyState::Length(left) => {
-                    if !conn.buf.is_empty() {
-                        let take = usize::try_from(*left)
-                            .unwrap_or(usize::MAX)
-                            .min(conn.buf.len());
-                        let data = conn.buf.split_to(take).freeze();
-                        *left -= take as u64;
-                        if *left == 0 {
-                            this.state = BodyState::Done;
-                            this.give_back(true);
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                BodyState::Chunked(decoder) => {
-                    if !conn.buf.is_empty() {
-                        let decoded = match decoder.decode(&conn.buf) {
-                            Ok(decoded) => decoded,
-                            Err(err) => return this.fail(err.into()),
-                        };
-                        let done = decoder.is_done();
-                        let data = if decoded.data.is_empty() {
-                            conn.buf.advance(decoded.consumed);
-                            None
-                        } else {
-                            Some(
-                                conn.buf
-                                    .split_to(decoded.consumed)
-                                    .freeze()
-                                    .slice(decoded.data),
-                            )
-                        };
-                        if done {
-                            this.state = BodyState::Done;
-                        }
-                        if let Some(data) = data {
-                            if done {
-                                this.give_back(true);
-                            }
-                            return Poll::Ready(Some(Ok(Frame::data(data))));
-                        }
-                        if done || decoded.consumed > 0 {
-                            continue;
-                        }
-                    }
-                }
+                Poll::Ready(Some(Ok(Frame::data(data))))
             }
-            match conn.poll_fill(cx) {
-                Poll::Ready(Ok(0)) => {
-                    return this.fail(io::Error::from(io::ErrorKind::UnexpectedEof).into())
-                }
-                Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(err)) => return this.fail(err.into()),
-                Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(None)) => {
+                this.give_back(true);
+                Poll::Ready(None)
             }
+            Poll::Ready(Err(err)) => this.fail(err),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, BodyState::Done)
+        self.framing.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {
-        match self.state {
-            BodyState::Length(left) => SizeHint::with_exact(left),
-            BodyState::Done => SizeHint::with_exact(0),
-            BodyState::Chunked(_) => SizeHint::new(),
-        }
+        self.framing.size_hint()
     }
 }
 
