@@ -331,3 +331,41 @@ async fn a_broken_chunked_body_is_refused() {
     assert!(!error_code(&text).is_empty());
     let _ = a;
 }
+
+#[tokio::test]
+async fn heads_and_chunked_bodies_split_into_tiny_writes_arrive_whole() {
+    let (a, gw) = echo_gateway("", &[("r", "/", "")]).await;
+    let mut request =
+        b"POST /tiny HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut sent = 0;
+    for size in [1usize, 17, 300, 4096, 5] {
+        request.extend_from_slice(format!("{size:x};ext=1\r\n").as_bytes());
+        request.extend(std::iter::repeat_n(b'q', size));
+        request.extend_from_slice(b"\r\n");
+        sent += size;
+    }
+    request.extend_from_slice(b"0\r\nx-trailer: dropped\r\n\r\n");
+    request.extend_from_slice(b"GET /after HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n");
+    let mut stream = TcpStream::connect(gw.addr()).await.unwrap();
+    // Pieces of 1 to 7 bytes, each its own segment: every framing state is cut somewhere.
+    stream.set_nodelay(true).unwrap();
+    let mut at = 0;
+    let mut step = 1;
+    while at < request.len() {
+        let end = (at + step).min(request.len());
+        stream.write_all(&request[at..end]).await.unwrap();
+        at = end;
+        step = step % 7 + 1;
+        if at % 5 == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let text = read_all(&mut stream, Duration::from_secs(10)).await;
+    let answers = responses(&text);
+    assert_eq!(answers.len(), 2, "{text}");
+    let echo: Value = serde_json::from_str(&answers[0].1).unwrap();
+    assert_eq!(echo["body_len"], sent, "{text}");
+    let echo: Value = serde_json::from_str(&answers[1].1).unwrap();
+    assert_eq!(echo["path"], "/after");
+    assert_eq!(a.served(), 2);
+}
