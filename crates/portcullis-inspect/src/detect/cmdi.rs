@@ -1534,7 +1534,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         let ifs = tokens.ifs;
         let (mut sc, rule) = judge_words(&tokens.words(), ifs, prose, free_text);
         // Backticks in prose or markdown are code spans, not command substitution.
-        if rule == "cmdi.command" && text.contains('`') && words_outside_backticks(text) >= 4 {
+        if rule == "cmdi.command" && f.any(Feat::BACKTICK) && words_outside_backticks(text) >= 4 {
             let spaced = tokenize(&text.replace('`', " "));
             let (sc2, _) = judge_words(&spaced.words(), ifs, prose, free_text);
             sc = sc2.min(sc);
@@ -1582,7 +1582,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((g, "cmdi.glob-path"));
     }
     best.consider((windows_batch(lower, f), "cmdi.windows-batch"));
-    if lower.contains('-')
+    if f.any(Feat::HYPHEN)
         || f.any(Feat::PAREN) && lower.contains('(')
         || f.any(Feat::BRACKET) && lower.contains('[')
     {

@@ -383,11 +383,16 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     };
     let origin = sink.origin;
     let mut best = Strongest::NONE;
+    // Most values hold no dot at all: then none of the dot patterns below can match.
+    let dotted = match p {
+        Cow::Borrowed(_) => sink.feat.any(Feat::DOT),
+        Cow::Owned(_) => p.contains('.'),
+    };
     // Tomcat/Jetty path parameters on a parent segment: `..;/`, `..;.`
-    if p.contains("..;") && (p.contains('/') || p.starts_with("..;")) {
+    if dotted && p.contains("..;") && (p.contains('/') || p.starts_with("..;")) {
         best.consider((72, "traversal.path-parameter"));
     }
-    let ups = if p.contains("..") {
+    let ups = if dotted && p.contains("..") {
         dotdot_segments(&p)
     } else {
         0
@@ -424,11 +429,14 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
     }
     // A Java deployment descriptor spelt without its separator, as left by a filter
     // that strips `/` and `\`: `..web-infweb.xml`.
-    if p.contains("web-infweb.xml") || p.contains("meta-infmanifest.mf") {
+    if dotted && (p.contains("web-infweb.xml") || p.contains("meta-infmanifest.mf")) {
         best.consider((70, "traversal.compact-target"));
     }
     // A run of dots glued to a system target: `........etcpasswd`, `....web-inf`.
-    if let Some(pos) = p.contains("....").then(|| p.find("....")).flatten() {
+    if let Some(pos) = (dotted && p.contains("...."))
+        .then(|| p.find("...."))
+        .flatten()
+    {
         let after = p[pos..].trim_start_matches(['.', '/']);
         if COMPACT_TARGETS.iter().any(|t| after.starts_with(t)) {
             best.consider((85, "traversal.dot-run"));

@@ -928,7 +928,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
             }
         }
     }
-    if text.contains('\u{BC}') && seven_bit_markup(text) {
+    if f.any(Feat::NONASCII) && text.contains('\u{BC}') && seven_bit_markup(text) {
         best.consider((68, "xss.seven-bit-markup"));
     }
     if let Some(p) = (f.any(Feat::EQ) && lower.contains("formaction="))
@@ -1012,7 +1012,7 @@ pub(crate) fn detect(text: &str, lower: &str, sink: &mut Sink) {
         best.consider((85, "xss.css"));
     }
     if paren && lower.contains("expression(")
-        || lower.contains("-moz-binding")
+        || f.any(Feat::HYPHEN) && lower.contains("-moz-binding")
         || f.any(Feat::COLON) && lower.contains("behavior:")
         || paren && lower.contains("url(")
     {
