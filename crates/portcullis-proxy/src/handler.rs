@@ -349,12 +349,7 @@ impl Gateway {
                     Ok(Err(PrefixError::TooLarge)) => {
                         return Err(Rejection::body_too_large(gateway.max_body_bytes))
                     }
-                    Ok(Err(PrefixError::Client(_))) => {
-                        return Err(Rejection::bad_request(
-                            "bad_body",
-                            "the request body could not be read",
-                        ))
-                    }
+                    Ok(Err(PrefixError::Client(_))) => return Err(bad_body()),
                     Ok(Ok(read)) => read,
                 };
                 if !fits && need.on_large_body == LargeBody::Reject {
@@ -475,7 +470,7 @@ impl Gateway {
                     }
                     return Ok((response, elapsed));
                 }
-                Ok(Err(err @ SendError::Connect(_) | err @ SendError::ConnectTimeout)) => {
+                Ok(Err(err)) if err.is_connect() => {
                     pool.mark_failed(target);
                     self.upstream_error(pool, "connect");
                     tracing::warn!(
@@ -489,6 +484,12 @@ impl Gateway {
                 Ok(Err(err)) => {
                     if is_body_too_large(&err) {
                         return Err(Rejection::body_too_large(gateway.max_body_bytes));
+                    }
+                    if let SendError::Body(_) = err {
+                        // The client's side failed (broken chunking, gone mid-body), not
+                        // the upstream's: the same answer as when inspection reads it.
+                        tracing::debug!(request_id = %ctx.request_id, error = %error_chain(&err), "request body failed");
+                        return Err(bad_body());
                     }
                     self.upstream_error(pool, "other");
                     tracing::warn!(
@@ -549,6 +550,10 @@ impl Gateway {
             })
             .inc();
     }
+}
+
+fn bad_body() -> Rejection {
+    Rejection::bad_request("bad_body", "the request body could not be read")
 }
 
 fn is_idempotent(method: &Method) -> bool {
