@@ -370,10 +370,12 @@ async fn write_response(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
+    // The answer to a HEAD, and a 304, keep the length the upstream gave (the size of what a
+    // GET would get); 1xx and 204 never carry one (RFC 9110 §8.6). Other framing fields are
+    // this hop's to write.
+    let keeps_length = is_head || status == StatusCode::NOT_MODIFIED;
     for (name, value) in &parts.headers {
-        // A bodiless answer keeps the length the upstream gave (the size of what a GET would
-        // get); other framing fields are this hop's to write.
-        let keep_length = bodiless && name == header::CONTENT_LENGTH;
+        let keep_length = keeps_length && name == header::CONTENT_LENGTH;
         if keep_length || !written_by_hop(name) {
             push_field(out, name.as_str().as_bytes(), value.as_bytes());
         }

@@ -104,7 +104,7 @@ fn answer(path: &str, is_head: bool, body_len: usize) -> Vec<u8> {
         "/chunked" => b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/plain\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\nx-trailer: t\r\n\r\n".to_vec(),
         "/close-delimited" => b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\n\r\nuntil the end".to_vec(),
         "/interim" => b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfinal".to_vec(),
-        "/no-content" => b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+        "/no-content" => b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n".to_vec(),
         _ if is_head => b"HTTP/1.1 200 OK\r\ncontent-length: 1234\r\ncontent-type: text/plain\r\n\r\n".to_vec(),
         _ => {
             let body = format!("{{\"path\":\"{path}\",\"body_len\":{body_len}}}");
@@ -249,6 +249,14 @@ async fn upstream_framings_are_forwarded() {
     assert_eq!(response.text().await.unwrap(), "final");
     let response = get(&c, format!("{}/no-content", gw.http)).await;
     assert_eq!(response.status(), 204);
+    // A 204 carries no length (RFC 9110 §8.6), whatever the upstream sent.
+    let text = raw(
+        gw.addr(),
+        b"GET /no-content HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(text.starts_with("HTTP/1.1 204 "), "{text}");
+    assert!(!text.contains("content-length"), "{text}");
     // HEAD: the length of what a GET would get, and no body.
     let text = raw(
         gw.addr(),
