@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header;
 use http::{Method, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -273,10 +273,7 @@ impl UpstreamPool {
                     Io::Client(Box::new(tls.connector.connect(name, stream).await?))
                 }
             };
-            Ok::<_, io::Error>(Conn::new(
-                io,
-                BytesMut::with_capacity(crate::io::READ_CHUNK),
-            ))
+            Ok::<_, io::Error>(Conn::new(io, b""))
         };
         match tokio::time::timeout(self.connect_timeout, open).await {
             Ok(Ok(conn)) => Ok(conn),

@@ -24,11 +24,11 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
-use portcullis_core::rejection::error_body;
+use portcullis_core::Rejection;
 use portcullis_h1::{Framing, HeadError, RequestHead};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
@@ -49,21 +49,21 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const WRITE_CHUNK: usize = 16 * 1024;
 
 /// Serves one HTTP/1.x connection until the client closes it, an error, or shutdown.
-/// `buf` holds bytes already read (the protocol sniff).
+/// `conn`'s buffer may already hold the first bytes (the protocol sniff).
 pub(crate) async fn serve(
     gateway: Arc<Gateway>,
     conn: Conn,
     info: ConnInfo,
     drain: watch::Receiver<bool>,
 ) {
-    let (max_head, header_timeout) = {
+    let (max_header_bytes, header_timeout) = {
         let snapshot = gateway.snapshot();
         let config = &snapshot.config.gateway;
-        (
-            (config.max_header_bytes + 4096).max(8192),
-            config.request_header_timeout,
-        )
+        (config.max_header_bytes, config.request_header_timeout)
     };
+    // The read buffer bound: a little over the gateway's own limit, so that the handler's
+    // check (which measures the head as parsed) answers most oversize heads.
+    let max_head = (max_header_bytes + 4096).max(8192);
     let mut conn = Some(conn);
     let mut out: Vec<u8> = Vec::with_capacity(WRITE_CHUNK);
     let mut timer = HeadTimer::new(header_timeout);
@@ -87,20 +87,12 @@ pub(crate) async fn serve(
             Ok(Some(head)) => head,
             Ok(None) => return,
             Err(HeadFailure::Io) => return,
-            Err(HeadFailure::Timeout { partial }) => {
-                gateway.metrics.header_timeouts.inc();
-                if partial {
-                    let rejection = (
-                        StatusCode::REQUEST_TIMEOUT,
-                        "request_timeout",
-                        "the request was not received in time",
-                    );
-                    write_error(&gateway, &mut current, rejection).await;
-                }
+            Err(HeadFailure::Timeout) => {
+                head_timed_out(&gateway, &mut current).await;
                 return;
             }
             Err(HeadFailure::Refused(err)) => {
-                write_error(&gateway, &mut current, refusal(&err)).await;
+                write_error(&gateway, &mut current, &refusal(&err, max_header_bytes)).await;
                 return;
             }
         };
@@ -148,13 +140,10 @@ pub(crate) async fn serve(
             return;
         }
         if close {
-            let mut last = conn.take();
-            if let Some(last) = last.as_mut() {
-                if !complete {
-                    linger(last).await;
-                }
-                let _ = tokio::time::timeout(Duration::from_secs(1), last.io.shutdown()).await;
+            if !complete {
+                linger(current).await;
             }
+            let _ = tokio::time::timeout(Duration::from_secs(1), current.io.shutdown()).await;
             return;
         }
     }
@@ -163,8 +152,8 @@ pub(crate) async fn serve(
 enum HeadFailure {
     /// The connection failed or closed in the middle of a head.
     Io,
-    /// No complete head within the timeout; `partial` when part of one had arrived.
-    Timeout { partial: bool },
+    /// No complete head within the timeout.
+    Timeout,
     /// A head that must be refused.
     Refused(HeadError),
 }
@@ -226,9 +215,7 @@ async fn read_head(
         let read = tokio::select! {
             biased;
             read = conn.fill() => read,
-            () = timer.expired() => {
-                return Err(HeadFailure::Timeout { partial: !conn.buf.is_empty() });
-            }
+            () = timer.expired() => return Err(HeadFailure::Timeout),
             () = draining.as_mut(), if conn.buf.is_empty() => return Ok(None),
         };
         match read {
@@ -244,41 +231,34 @@ async fn read_head(
     }
 }
 
-/// The JSON error code and message of a refused head.
-fn refusal(err: &HeadError) -> (StatusCode, &'static str, &'static str) {
-    let status = err.status();
-    match err {
-        HeadError::TooLarge(_) | HeadError::TooManyHeaders => (
-            status,
-            "headers_too_large",
-            "the request headers are too large",
-        ),
-        HeadError::ConflictingFraming => (
-            status,
-            "conflicting_framing",
-            "a request must not carry both Content-Length and Transfer-Encoding",
-        ),
-        HeadError::BadContentLength => (
-            status,
-            "bad_content_length",
-            "Content-Length is not a number, or several disagree",
-        ),
-        HeadError::UnsupportedTransferEncoding => (
-            status,
-            "unsupported_transfer_encoding",
-            "only a single chunked transfer coding is accepted, and only on HTTP/1.1",
-        ),
-        HeadError::Malformed(_) => (status, "bad_request", "the request is not valid HTTP/1.1"),
+/// The answer to a refused head. `max_header_bytes` is the gateway's bound, which the
+/// answer to an oversize head names (the read buffer is a little larger).
+fn refusal(err: &HeadError, max_header_bytes: usize) -> Rejection {
+    let code = match err {
+        HeadError::TooLarge(_) => return Rejection::headers_too_large(max_header_bytes),
+        HeadError::TooManyHeaders => "headers_too_large",
+        HeadError::ConflictingFraming => "conflicting_framing",
+        HeadError::BadContentLength => "bad_content_length",
+        HeadError::UnsupportedTransferEncoding => "unsupported_transfer_encoding",
+        HeadError::Malformed(_) => "bad_request",
+    };
+    // `HeadError`'s messages are the crate's own words, never the client's bytes.
+    Rejection::new(err.status(), code, err.to_string())
+}
+
+/// A client that did not send its request head in time: answered 408 when part of a head
+/// had arrived (an idle connection is just closed), counted either way.
+pub(crate) async fn head_timed_out(gateway: &Gateway, conn: &mut Conn) {
+    gateway.metrics.header_timeouts.inc();
+    if !conn.buf.is_empty() {
+        write_error(gateway, conn, &Rejection::request_timeout()).await;
     }
 }
 
 /// Answers a connection whose request never reached the gateway's handler, and closes it.
-async fn write_error(
-    gateway: &Gateway,
-    conn: &mut Conn,
-    (status, code, message): (StatusCode, &str, &str),
-) {
-    let body = error_body(code, message, &gateway.next_request_id());
+async fn write_error(gateway: &Gateway, conn: &mut Conn, rejection: &Rejection) {
+    let body = rejection.body(&gateway.next_request_id());
+    let status = rejection.status;
     let mut out = Vec::with_capacity(256 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(&mut out, u64::from(status.as_u16()));
@@ -526,11 +506,4 @@ impl Body for H1Body {
     fn size_hint(&self) -> SizeHint {
         self.framing.size_hint()
     }
-}
-
-/// The sniffed bytes and the socket, as the driver's first buffer.
-pub(crate) fn conn_with(io: crate::io::Io, sniffed: &[u8]) -> Conn {
-    let mut buf = BytesMut::with_capacity(crate::io::READ_CHUNK);
-    buf.extend_from_slice(sniffed);
-    Conn::new(io, buf)
 }

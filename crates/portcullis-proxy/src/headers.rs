@@ -59,6 +59,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// Whether `name` is one of the fixed hop-by-hop fields.
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 /// The fixed hop-by-hop list.
 static HOP_BY_HOP: [&HeaderName; 9] = [
     &header::CONNECTION,

@@ -99,7 +99,11 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(io: Io, buf: BytesMut) -> Self {
+    /// A connection whose first bytes, `already_read`, were read before (the protocol
+    /// sniff), or none.
+    pub(crate) fn new(io: Io, already_read: &[u8]) -> Self {
+        let mut buf = BytesMut::with_capacity(READ_CHUNK.max(already_read.len()));
+        buf.extend_from_slice(already_read);
         Self { io, buf }
     }
 
@@ -318,18 +322,11 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, n: u64) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
-/// The framing and hop-by-hop fields a hop writes itself (RFC 9110 §7.6.1): never copied
-/// from one side of the proxy to the other by the serialisers.
+/// The fields a hop writes itself: the body's framing and the hop-by-hop fields (the handler
+/// strips the latter; gateway-made answers may carry `Connection: close`). The serialisers
+/// never copy them from one side of the proxy to the other.
 pub(crate) fn written_by_hop(name: &http::HeaderName) -> bool {
-    use http::header;
-    name == header::CONTENT_LENGTH
-        || name == header::TRANSFER_ENCODING
-        || name == header::CONNECTION
-        || name == header::TE
-        || name == header::TRAILER
-        || name == header::UPGRADE
-        || name.as_str() == "keep-alive"
-        || name.as_str() == "proxy-connection"
+    name == http::header::CONTENT_LENGTH || crate::headers::is_hop_by_hop(name)
 }
 
 #[cfg(test)]

@@ -31,7 +31,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::gateway::Gateway;
 use crate::handler::ConnInfo;
-use crate::io::Io;
+use crate::io::{Conn, Io};
 use crate::metrics::ListenerLabels;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -321,7 +321,7 @@ async fn serve_connection(
             serve_h2(gateway, stream, info, watcher).await;
         } else {
             drop(watcher);
-            let conn = crate::h1_server::conn_with(Io::Server(Box::new(stream)), b"");
+            let conn = Conn::new(Io::Server(Box::new(stream)), b"");
             crate::h1_server::serve(gateway, conn, info, drain).await;
         }
         return;
@@ -332,13 +332,12 @@ async fn serve_connection(
     match tokio::time::timeout(header_timeout, sniff(&mut stream, &mut sniffed)).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) => return,
-        Err(_) if sniffed.is_empty() => {
-            gateway.metrics.header_timeouts.inc();
+        // The head's time is up before it could even be told HTTP/1 from HTTP/2.
+        Err(_) => {
+            let mut conn = Conn::new(Io::Plain(stream), &sniffed);
+            crate::h1_server::head_timed_out(&gateway, &mut conn).await;
             return;
         }
-        // Part of a request arrived: the HTTP/1.1 driver answers 408 when its own head
-        // timer ends, which it already has.
-        Err(_) => {}
     }
     if sniffed.starts_with(H2_PREFACE) {
         serve_h2(
@@ -350,7 +349,7 @@ async fn serve_connection(
         .await;
     } else {
         drop(watcher);
-        let conn = crate::h1_server::conn_with(Io::Plain(stream), &sniffed);
+        let conn = Conn::new(Io::Plain(stream), &sniffed);
         crate::h1_server::serve(gateway, conn, info, drain).await;
     }
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::uri::{Authority, Scheme};
+use http::uri::Authority;
 use portcullis_config::{ConfigError, Upstream};
 
 use crate::h1_client::{IdleList, UpstreamTls};
@@ -23,8 +23,6 @@ pub struct TargetState {
 pub struct UpstreamPool {
     /// Name, for logs and metrics.
     pub name: Arc<str>,
-    /// `http` or `https`.
-    pub scheme: Scheme,
     /// Targets.
     pub targets: Vec<TargetState>,
     /// Response-head timeout.
@@ -56,8 +54,8 @@ impl UpstreamPool {
     /// Builds the pool for an upstream; `index` is its position in the config (for errors).
     pub fn new(config: &Upstream, index: usize, workers: usize) -> Result<Self, ConfigError> {
         let workers = workers.max(1);
-        let (scheme, tls) = match &config.tls {
-            None => (Scheme::HTTP, None),
+        let tls = match &config.tls {
+            None => None,
             Some(tls) => {
                 let mut client_config =
                     crate::tls::upstream_client_config(tls, &format!("upstream[{index}].tls.ca"))?;
@@ -74,13 +72,10 @@ impl UpstreamPool {
                     None => None,
                 };
                 let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-                (
-                    Scheme::HTTPS,
-                    Some(UpstreamTls {
-                        connector,
-                        server_name,
-                    }),
-                )
+                Some(UpstreamTls {
+                    connector,
+                    server_name,
+                })
             }
         };
         let idle = (0..workers)
@@ -112,7 +107,6 @@ impl UpstreamPool {
             .collect::<Result<Vec<_>, ConfigError>>()?;
         Ok(Self {
             name: Arc::from(config.name.as_str()),
-            scheme,
             targets,
             timeout: config.timeout,
             preserve_host: config.preserve_host,
