@@ -356,19 +356,15 @@ impl Body for UpstreamBody {
         let Some(conn) = this.conn.as_mut() else {
             return Poll::Ready(None);
         };
-        match this.framing.poll_data(conn, cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(Some(data))) => {
+        match std::task::ready!(this.framing.poll_data(conn, cx)) {
+            Err(err) => this.fail(err),
+            Ok(data) => {
+                // The end of the body (with its last bytes or after them) frees the socket.
                 if this.framing.is_done() {
                     this.release();
                 }
-                Poll::Ready(Some(Ok(Frame::data(data))))
+                Poll::Ready(data.map(|data| Ok(Frame::data(data))))
             }
-            Poll::Ready(Ok(None)) => {
-                this.release();
-                Poll::Ready(None)
-            }
-            Poll::Ready(Err(err)) => this.fail(err),
         }
     }
 
